@@ -1,0 +1,51 @@
+"""Role checks for callbacks and services: refuse on the server, not by hiding buttons."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
+
+import structlog
+from flask import has_request_context
+from flask_login import current_user
+from werkzeug.exceptions import Forbidden
+
+from src.auth.roles import Role
+
+P = ParamSpec("P")
+R = TypeVar("R")
+log = structlog.get_logger("bagboard.audit")
+
+
+class AccessDenied(Forbidden):
+    """The signed-in user's role does not allow this action."""
+
+
+def current_actor() -> Any:
+    """Return the signed-in user (or None outside a request)."""
+    if not has_request_context():
+        return None
+    return current_user if current_user.is_authenticated else None
+
+
+def check_role(actor: Any, required: Role, action: str) -> None:
+    """Raise AccessDenied unless actor holds the required role."""
+    if actor is None or not actor.can(required):
+        name = getattr(actor, "name", None)
+        log.warning("access_denied", user=name, action=action, required=required.value)
+        raise AccessDenied(f"{action} needs the {required.value} role")
+
+
+def require_role(required: Role) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Wrap a Dash callback so it runs only for users holding the required role."""
+
+    def decorate(func: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(func)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            check_role(current_actor(), required, func.__name__)
+            return func(*args, **kwargs)
+
+        return wrapper
+
+    return decorate

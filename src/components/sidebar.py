@@ -1,0 +1,63 @@
+"""The left navigation: brand, one link per view, the signed-in user and logout."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import dash_bootstrap_components as dbc
+from dash import Dash, Input, Output, html
+
+if TYPE_CHECKING:
+    from pages import View
+
+
+def nav_link_id(view: View) -> str:
+    """Return the id of a view's sidebar link."""
+    return f"nav-{view.key}"
+
+
+def sidebar(views: Sequence[View], user_name: str, role: str, url_base: str) -> html.Nav:
+    """Return the sidebar for the signed-in user."""
+    links = [
+        dbc.NavLink(view.title, href=url_base.rstrip("/") + view.path, id=nav_link_id(view), active="exact")
+        for view in views
+    ]
+    return html.Nav(
+        [
+            html.Div("bagboard", className="bb-brand h5 mb-0"),
+            html.Div(id="inventory-badge", className="small text-muted"),
+            dbc.Nav(links, vertical=True, pills=True, className="bb-nav"),
+            html.Div(
+                [
+                    html.Div(["Signed in as ", html.B(user_name, id="sidebar-user")]),
+                    html.Div(["Role: ", html.Span(role, id="sidebar-role")]),
+                    html.A(
+                        "Log out",
+                        href="/logout",
+                        id="logout-link",
+                        className="btn btn-sm btn-outline-secondary mt-2",
+                    ),
+                ],
+                className="bb-user",
+            ),
+        ],
+        className="bb-sidebar",
+        id="sidebar",
+    )
+
+
+def register_sidebar_callbacks(app: Dash, views: Sequence[View], url_base: str) -> None:
+    """Carry the current filter query string along on every sidebar link."""
+
+    @app.callback(
+        *[Output(nav_link_id(view), "href") for view in views],
+        Input("url", "search"),
+    )
+    def keep_filters_on_links(search: str | None) -> tuple[str, ...]:
+        from src.components.filter_bar import build_search, parse_filters
+
+        query = build_search(parse_filters(search))
+        return tuple(
+            url_base.rstrip("/") + view.path + (query if view.uses_filters else "") for view in views
+        )

@@ -1,0 +1,1 @@
+"""Infrastructure shared by every layer: logging, cache and Flask extensions."""

@@ -1,0 +1,48 @@
+"""Data models: the contracts between storage, services, callbacks and jobs."""
+
+from __future__ import annotations
+
+from src.models.analysis import AnalysisMetrics, AnalysisPlots, ExtractedData, RunAnalysis
+from src.models.coordinate import (
+    FILTER_LEVELS,
+    HIERARCHY_LEVELS,
+    MAX_PART_LENGTH,
+    RunCoordinate,
+    validate_part,
+)
+from src.models.coverage import CoverageStatistics, TemporalData
+from src.models.jobs import DownloadJob, ExtractionJob
+from src.models.state import (
+    EXPECTED_EXTRACTION_FILES,
+    NO_CLOUD_BAGS,
+    CloudRawStatus,
+    ExtractionStatus,
+    LocalRawStatus,
+    RunState,
+)
+from src.models.status import DataStatus, NextAction, ProcessingStatus
+
+__all__ = [
+    "EXPECTED_EXTRACTION_FILES",
+    "FILTER_LEVELS",
+    "HIERARCHY_LEVELS",
+    "MAX_PART_LENGTH",
+    "NO_CLOUD_BAGS",
+    "AnalysisMetrics",
+    "AnalysisPlots",
+    "CloudRawStatus",
+    "CoverageStatistics",
+    "DataStatus",
+    "DownloadJob",
+    "ExtractedData",
+    "ExtractionJob",
+    "ExtractionStatus",
+    "LocalRawStatus",
+    "NextAction",
+    "ProcessingStatus",
+    "RunAnalysis",
+    "RunCoordinate",
+    "RunState",
+    "TemporalData",
+    "validate_part",
+]

@@ -1,0 +1,112 @@
+"""Shared fixtures: settings on a temp data root, the app, a client and a sign-in helper."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+# app.py builds a module-level app on import: point it at a throwaway data root first.
+_IMPORT_ROOT = tempfile.mkdtemp(prefix="bagboard-import-")
+os.environ.setdefault("BAGBOARD_ENV", "test")
+os.environ.setdefault("BAGBOARD_DATA_ROOT", _IMPORT_ROOT)
+os.environ.setdefault("BAGBOARD_LOG_FORMAT", "console")
+
+from flask.testing import FlaskClient  # noqa: E402
+
+from src.auth.roles import Role  # noqa: E402
+from src.auth.users import UserStore  # noqa: E402
+from src.config import Settings  # noqa: E402
+
+PASSWORDS = {"viewer": "viewer-pass-1", "operator": "operator-pass-1", "admin": "admin-pass-1"}
+
+
+@pytest.fixture
+def data_root(tmp_path: Path) -> Path:
+    """Return an empty data root."""
+    root = tmp_path / "data"
+    root.mkdir()
+    return root
+
+
+@pytest.fixture
+def settings(data_root: Path) -> Settings:
+    """Return test settings on the temp data root, with one user per role."""
+    settings = Settings.from_env(
+        {
+            "BAGBOARD_ENV": "test",
+            "BAGBOARD_SECRET_KEY": "test-secret-key-" + "x" * 32,
+            "BAGBOARD_DATA_ROOT": str(data_root),
+            "BAGBOARD_CACHE_TYPE": "FileSystemCache",
+        }
+    )
+    store = UserStore(settings.users_file)
+    for role, password in PASSWORDS.items():
+        store.add(role, password, Role(role))
+    return settings
+
+
+@pytest.fixture
+def app(settings: Settings):
+    """Return a Dash app built from the test settings."""
+    from app import create_app
+
+    return create_app(settings)
+
+
+@pytest.fixture
+def client(app) -> FlaskClient:
+    """Return a Flask test client without a session."""
+    return app.server.test_client()
+
+
+class AuthActions:
+    """Sign in and out through the real login form."""
+
+    def __init__(self, client: FlaskClient) -> None:
+        self.client = client
+
+    def csrf_token(self) -> str:
+        self.client.get("/login")
+        with self.client.session_transaction() as session:
+            return session["csrf_token"]
+
+    def login(self, username: str = "viewer", password: str | None = None, next_url: str = ""):
+        token = self.csrf_token()
+        return self.client.post(
+            "/login",
+            data={
+                "username": username,
+                "password": PASSWORDS.get(username, "") if password is None else password,
+                "csrf_token": token,
+                "next": next_url,
+            },
+        )
+
+    def logout(self):
+        return self.client.get("/logout")
+
+
+@pytest.fixture
+def auth(client: FlaskClient) -> AuthActions:
+    """Return the sign-in helper bound to the client."""
+    return AuthActions(client)
+
+
+@pytest.fixture
+def callback_body():
+    """Build the JSON body Dash's renderer posts to /_dash-update-component."""
+
+    def build(output: str, inputs: list[dict], state: list[dict] | None = None) -> dict:
+        out_id, out_prop = output.rsplit(".", 1)
+        return {
+            "output": output,
+            "outputs": {"id": out_id, "property": out_prop},
+            "inputs": inputs,
+            "state": state or [],
+            "changedPropIds": [f"{i['id']}.{i['property']}" for i in inputs],
+        }
+
+    return build

@@ -1,0 +1,81 @@
+"""Settings come from BAGBOARD_* variables and every problem is reported clearly."""
+
+from __future__ import annotations
+
+import pytest
+
+from src.config import ConfigError, Settings
+
+
+def test_defaults_in_development_generate_an_ephemeral_secret(tmp_path):
+    settings = Settings.from_env({"BAGBOARD_DATA_ROOT": str(tmp_path)})
+    assert settings.env == "development"
+    assert settings.secret_key_generated and len(settings.secret_key) >= 32
+    assert settings.expected_samples_per_bag == 17
+    assert settings.cache_type == "FileSystemCache"
+    assert settings.raw_bucket == f"file://{tmp_path.resolve()}/buckets/raw"
+    assert settings.users_file == tmp_path / "users.json"
+
+
+def test_production_refuses_to_start_without_a_secret_key():
+    with pytest.raises(ConfigError) as excinfo:
+        Settings.from_env(
+            {"BAGBOARD_ENV": "production", "BAGBOARD_RAW_BUCKET": "gs://raw", "BAGBOARD_ML_BUCKET": "gs://ml"}
+        )
+    assert "BAGBOARD_SECRET_KEY is required in production" in str(excinfo.value)
+
+
+def test_every_problem_is_listed_once():
+    with pytest.raises(ConfigError) as excinfo:
+        Settings.from_env(
+            {
+                "BAGBOARD_ENV": "staging",
+                "BAGBOARD_EXPECTED_SAMPLES_PER_BAG": "seventeen",
+                "BAGBOARD_RAW_BUCKET": "s3://nope",
+                "BAGBOARD_CACHE_TYPE": "RedisCache",
+                "BAGBOARD_LOG_FORMAT": "xml",
+            }
+        )
+    problems = excinfo.value.problems
+    assert any("BAGBOARD_ENV must be one of" in p for p in problems)
+    assert any("BAGBOARD_EXPECTED_SAMPLES_PER_BAG must be an integer" in p for p in problems)
+    assert any("BAGBOARD_RAW_BUCKET must be gs://" in p for p in problems)
+    assert any("BAGBOARD_CACHE_REDIS_URL" in p for p in problems)
+    assert any("BAGBOARD_LOG_FORMAT" in p for p in problems)
+    assert len(problems) == len(set(problems)) == 5
+
+
+def test_production_settings_are_strict_and_log_json():
+    settings = Settings.from_env(
+        {
+            "BAGBOARD_ENV": "production",
+            "BAGBOARD_SECRET_KEY": "k" * 40,
+            "BAGBOARD_RAW_BUCKET": "gs://raw-bucket/prefix",
+            "BAGBOARD_ML_BUCKET": "gs://ml-bucket",
+        }
+    )
+    assert settings.is_production and settings.log_format == "json"
+    with pytest.raises(ConfigError, match="SimpleCache is per-process"):
+        Settings.from_env(
+            {
+                "BAGBOARD_ENV": "production",
+                "BAGBOARD_SECRET_KEY": "k" * 40,
+                "BAGBOARD_RAW_BUCKET": "gs://raw",
+                "BAGBOARD_ML_BUCKET": "gs://ml",
+                "BAGBOARD_CACHE_TYPE": "SimpleCache",
+            }
+        )
+
+
+def test_env_example_lists_every_setting():
+    from pathlib import Path
+
+    example = (Path(__file__).resolve().parents[1] / ".env.example").read_text()
+    import re
+
+    source = (Path(__file__).resolve().parents[1] / "src" / "config.py").read_text()
+    read = set(re.findall(r'get(?:_int)?\("([A-Z_]+)"', source)) | set(
+        re.findall(r'choice\("([A-Z_]+)"', source)
+    )
+    documented = set(re.findall(r"^#?\s*BAGBOARD_([A-Z_]+)=", example, flags=re.M))
+    assert read <= documented, f"undocumented in .env.example: {sorted(read - documented)}"
