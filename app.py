@@ -17,10 +17,11 @@ from src.components.sidebar import register_sidebar_callbacks
 from src.config import Settings
 from src.core.cache import init_cache
 from src.core.errors import register_error_handlers
+from src.core.extensions import get_services
 from src.core.health import bp as health_blueprint
 from src.core.logging import configure_logging, get_logger, register_request_context
 from src.layout import register_router, serve_shell
-from src.services import build_services, get_services
+from src.services.container import ServiceContainer
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 # Views are registered explicitly, in sidebar order: one line per view package.
@@ -57,7 +58,9 @@ def create_server(settings: Settings) -> Flask:
     register_request_context(server)  # first, so every later hook logs with the request id
     init_auth(server, settings, shared_cache)
     server.register_blueprint(health_blueprint)
-    server.extensions["bagboard.services"] = build_services(settings, shared_cache)
+    services = ServiceContainer.initialize(settings, shared_cache)
+    services.warm_up()
+    server.extensions["bagboard.services"] = services
     register_cli(server)
     if settings.proxy_hops:
         server.wsgi_app = ProxyFix(server.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops)  # type: ignore[method-assign]
@@ -85,7 +88,7 @@ def register_views(app: dash.Dash, views: tuple[View, ...]) -> None:
     """Add the router, the shared filter bar and every view's callbacks."""
     register_router(app, views)
     register_sidebar_callbacks(app, views, app.config.url_base_pathname)
-    register_filter_callbacks(app, lambda: get_services().filter_options)
+    register_filter_callbacks(app, lambda: get_services().data_state.get_filter_options)
     for view in views:
         if view.register_callbacks:
             view.register_callbacks(app)

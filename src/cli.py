@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 import click
@@ -10,9 +11,13 @@ from flask.cli import AppGroup
 
 from src.auth.roles import Role
 from src.auth.users import UserStore, UserStoreError
+from src.core.extensions import get_services
+from src.models import HIERARCHY_LEVELS
+from src.storage import StorageError
 
 users_cli = AppGroup("users", help="Manage the users file.")
 demo_cli = AppGroup("demo", help="Create demo data to try bagboard without cloud credentials.")
+inventory_cli = AppGroup("inventory", help="Build and inspect the cloud inventory.")
 
 ROLE_CHOICE = click.Choice([role.value for role in Role])
 
@@ -98,7 +103,107 @@ def demo_user() -> None:
     click.echo("created demo / demo (admin)" if created else "demo user already exists")
 
 
+@demo_cli.command("seed")
+@click.option("--size", type=click.Choice(["tiny", "small", "medium"]), default="small", show_default=True)
+@click.option("--seed", "seed_value", type=int, default=7, show_default=True, help="Same seed, same data.")
+@click.option("--raw-bucket", help="Seed this bucket instead of BAGBOARD_RAW_BUCKET (gs://… or file:///…).")
+@click.option("--ml-bucket", help="Seed this bucket instead of BAGBOARD_ML_BUCKET.")
+@click.option("--no-refresh", is_flag=True, help="Do not rebuild the inventory afterwards.")
+def demo_seed(
+    size: str, seed_value: int, raw_bucket: str | None, ml_bucket: str | None, no_refresh: bool
+) -> None:
+    """Write real demo bags and ML samples into the buckets, then build the inventory."""
+    from src.demo.seed import seed_buckets
+
+    settings = current_app.config["BAGBOARD_SETTINGS"]
+    raw_url = raw_bucket or settings.raw_bucket
+    ml_url = ml_bucket or settings.ml_bucket
+    try:
+        summary = seed_buckets(
+            raw_url, ml_url, settings.data_root, size=size, seed=seed_value, progress=_progress
+        )
+    except (ValueError, StorageError) as exc:
+        _fail(str(exc))
+    click.echo(
+        f"seeded {summary.runs} runs, {summary.bags} bags ({summary.ros1_bags} ROS1, {summary.ros2_bags} ROS2), "
+        f"{summary.samples} ML samples, export {summary.export_id} in {summary.seconds:.1f} s"
+    )
+    if ensure_demo_user(_store(), settings.env):
+        click.echo("created demo / demo (admin) — development only")
+    if not no_refresh and raw_url == settings.raw_bucket and ml_url == settings.ml_bucket:
+        _refresh_inventory()
+
+
+def _progress(message: str, *_: object) -> None:
+    click.echo(message, err=True)
+
+
+def _refresh_inventory() -> dict:
+    services = get_services()
+    try:
+        services.inventory.refresh_inventory(progress=_progress)
+    except StorageError as exc:
+        _fail(f"inventory refresh failed: {exc}")
+    info = services.inventory.get_cache_info()
+    click.echo(
+        f"inventory: {info['runs']} runs, {info['objects']['raw']} raw and {info['objects']['ml']} ML objects, "
+        f"{info['unrecognised_count']} unrecognised, built in {info['last_refresh_duration']:.1f} s"
+    )
+    return info
+
+
+@inventory_cli.command("refresh")
+def inventory_refresh() -> None:
+    """List both buckets, rebuild the inventory and write its snapshot (progress on stderr)."""
+    _refresh_inventory()
+
+
+@inventory_cli.command("info")
+@click.option("--json", "as_json", is_flag=True, help="Print the cache info as JSON.")
+def inventory_info(as_json: bool) -> None:
+    """Show the inventory's age, counts and staleness."""
+    info = get_services().inventory.get_cache_info()
+    if as_json:
+        click.echo(json.dumps(info, indent=2, default=str))
+        return
+    for key, value in info.items():
+        click.echo(f"{key}: {value}")
+
+
+@inventory_cli.command("runs")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON lines' worth as one JSON array.")
+@click.option("--cid")
+@click.option("--regionid")
+@click.option("--fieldid")
+@click.option("--twid")
+@click.option("--lbid")
+def inventory_runs(as_json: bool, **filters: str | None) -> None:
+    """List runs with their raw bag and ML sample counts."""
+    services = get_services()
+    if services.inventory.get_full_inventory(build_if_missing=False) is None:
+        _fail("no inventory yet: run 'flask --app app inventory refresh'")
+    try:
+        runs = services.inventory.get_runs({k: v for k, v in filters.items() if v})
+    except ValueError as exc:
+        _fail(str(exc))
+    rows = [
+        {
+            "coordinate": "/".join(str(row[level]) for level in HIERARCHY_LEVELS),
+            "raw_bags": int(row["raw_bags"]),
+            "raw_bytes": int(row["raw_bytes"]),
+            "ml_samples": int(row["ml_samples"]),
+        }
+        for row in runs.to_dict("records")
+    ]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        click.echo(f"{row['coordinate']}\t{row['raw_bags']} bags\t{row['ml_samples']} samples")
+
+
 def register_cli(server: Flask) -> None:
     """Attach the command groups to the Flask CLI."""
     server.cli.add_command(users_cli)
     server.cli.add_command(demo_cli)
+    server.cli.add_command(inventory_cli)

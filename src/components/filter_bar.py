@@ -60,9 +60,7 @@ def filter_bar(filters: Mapping[str, str]) -> html.Div:
                 dcc.Dropdown(
                     id=filter_id(level),
                     value=filters.get(level),
-                    options=[{"label": filters[level], "value": filters[level]}]
-                    if filters.get(level)
-                    else [],
+                    options=[{"label": filters[level], "value": filters[level]}] if filters.get(level) else [],
                     placeholder="All",
                     clearable=True,
                     persistence=False,
@@ -91,7 +89,9 @@ def register_filter_callbacks(app: Dash, options_provider: Callable[[], OptionsP
     )
     def sync_filters(search: str | None, *values: str | None) -> tuple:
         query = parse_query(search)
-        if ctx.triggered_id in {filter_id(level) for level in FILTER_LEVELS}:
+        triggered = {prop.split(".")[0] for prop in ctx.triggered_prop_ids}
+        # One dropdown changed by the user; a fresh page (all dropdowns at once) or a URL change reads the URL.
+        if len(triggered) == 1 and ctx.triggered_id in {filter_id(level) for level in FILTER_LEVELS}:
             changed = FILTER_LEVELS.index(ctx.triggered_id.removeprefix("filter-"))
             # Choosing a level clears the levels below it.
             chosen = {level: v for level, v in zip(FILTER_LEVELS, values, strict=True) if v}

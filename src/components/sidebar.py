@@ -6,7 +6,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import dash_bootstrap_components as dbc
-from dash import Dash, Input, Output, html
+from dash import Dash, Input, Output, dcc, html
+
+from src.components.filter_bar import build_search, parse_filters
+from src.core.extensions import get_services
+from src.formatting import format_age
 
 if TYPE_CHECKING:
     from pages import View
@@ -27,6 +31,7 @@ def sidebar(views: Sequence[View], user_name: str, role: str, url_base: str) -> 
         [
             html.Div("bagboard", className="bb-brand h5 mb-0"),
             html.Div(id="inventory-badge", className="small text-muted"),
+            dcc.Interval(id="inventory-badge-tick", interval=60_000),
             dbc.Nav(links, vertical=True, pills=True, className="bb-nav"),
             html.Div(
                 [
@@ -48,16 +53,40 @@ def sidebar(views: Sequence[View], user_name: str, role: str, url_base: str) -> 
 
 
 def register_sidebar_callbacks(app: Dash, views: Sequence[View], url_base: str) -> None:
-    """Carry the current filter query string along on every sidebar link."""
+    """Keep sidebar links carrying the filters, and the inventory badge current."""
 
     @app.callback(
         *[Output(nav_link_id(view), "href") for view in views],
         Input("url", "search"),
     )
     def keep_filters_on_links(search: str | None) -> tuple[str, ...]:
-        from src.components.filter_bar import build_search, parse_filters
-
         query = build_search(parse_filters(search))
-        return tuple(
-            url_base.rstrip("/") + view.path + (query if view.uses_filters else "") for view in views
+        return tuple(url_base.rstrip("/") + view.path + (query if view.uses_filters else "") for view in views)
+
+    @app.callback(
+        Output("inventory-badge", "children"),
+        Input("url", "pathname"),
+        Input("inventory-badge-tick", "n_intervals"),
+    )
+    def show_inventory_badge(_pathname: str | None, _tick: int | None) -> list:
+        return inventory_badge(get_services().inventory.get_cache_info())
+
+
+def inventory_badge(info: dict) -> list:
+    """Summarise the inventory: run count, age, and a warning when a refresh failed."""
+    if not info.get("available"):
+        return [dbc.Badge("no inventory yet", color="secondary", id="inventory-runs")]
+    children: list = [
+        dbc.Badge(f"{info['runs']:,} runs", color="light", text_color="dark", id="inventory-runs", className="me-1"),
+        html.Span(f"updated {format_age(info.get('age_seconds'))}", id="inventory-age"),
+    ]
+    if info.get("stale_since"):
+        children.append(
+            html.Div(
+                f"stale since {info['stale_since'][:16].replace('T', ' ')} UTC",
+                className="text-danger",
+                id="inventory-stale",
+                title=info.get("last_error") or info.get("stale_reason") or "",
+            )
         )
+    return children

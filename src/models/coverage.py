@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import pandas as pd
@@ -19,6 +20,8 @@ class TemporalData:
     ml_samples: list[int]
     gap_percentages: list[float]
     expected_samples_per_bag: int
+    # Parsed timestamps for plotting on a real time axis; None where a name does not parse.
+    parsed_times: list[datetime | None] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         lengths = {
@@ -27,6 +30,8 @@ class TemporalData:
             "ml_samples": len(self.ml_samples),
             "gap_percentages": len(self.gap_percentages),
         }
+        if self.parsed_times:
+            lengths["parsed_times"] = len(self.parsed_times)
         if len(set(lengths.values())) > 1:
             detail = ", ".join(f"{name}={length}" for name, length in lengths.items())
             raise ValueError(f"TemporalData lists must have equal lengths, got {detail}")
@@ -70,6 +75,7 @@ class TemporalData:
             ml_samples=[int(n) for n in data["ml_samples"]],
             gap_percentages=[float(g) for g in data["gap_percentages"]],
             expected_samples_per_bag=int(data["expected_samples_per_bag"]),
+            parsed_times=[datetime.fromisoformat(t) if t else None for t in data.get("parsed_times") or []],
         )
 
 
@@ -84,6 +90,11 @@ class CoverageStatistics:
     average_gap_pct: float
     under_labeled_count: int
     under_labeled_timestamps: list[tuple[str, float, int, int]] = field(default_factory=list)
+    # The run coordinate (path string) of each under-labelled entry, in the same order.
+    under_labeled_coordinates: list[str] = field(default_factory=list)
+    # Runs that have ML samples but no raw bags: (coordinate path, samples). A data-quality finding.
+    samples_without_bags: list[tuple[str, int]] = field(default_factory=list)
+    threshold_pct: float = 50.0
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-serialisable dict (the tuples become lists)."""
@@ -103,4 +114,26 @@ class CoverageStatistics:
                 (str(ts), float(gap), int(bags), int(samples))
                 for ts, gap, bags, samples in data.get("under_labeled_timestamps") or []
             ],
+            under_labeled_coordinates=[str(c) for c in data.get("under_labeled_coordinates") or []],
+            samples_without_bags=[(str(c), int(n)) for c, n in data.get("samples_without_bags") or []],
+            threshold_pct=float(data.get("threshold_pct", 50.0)),
         )
+
+
+@dataclass
+class CoverageBreakdown:
+    """Coverage per child of the next hierarchy level, and per child and day (for a heatmap)."""
+
+    level: str
+    children: list[str]
+    runs: list[int]
+    raw_bags: list[int]
+    ml_samples: list[int]
+    gap_percentages: list[float]
+    under_labeled_counts: list[int]
+    days: list[str] = field(default_factory=list)  # ISO dates, columns of the heatmap
+    day_gaps: list[list[float | None]] = field(default_factory=list)  # one row per child, None = no bags
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-serialisable dict."""
+        return dataclass_to_dict(self)

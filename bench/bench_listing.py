@@ -1,0 +1,189 @@
+"""Time one sequential list_blobs against the parallel prefix fan-out on an emulated, slow bucket.
+
+Both use the same client, fields mask and 1000 objects per page; the proxy adds latency per request.
+Run: .venv/bin/python bench/bench_listing.py [--objects N [N ...]] [--latency-ms 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
+
+from src.storage import GcsBucket, ObjectInfo, open_bucket
+from src.storage.gcs import PAGE_SIZE
+from src.storage.testing import EmulatorStack, StackProcess
+
+CIDS = ("cid-acme", "cid-globex")
+REGIONS = ("reg-north", "reg-south", "reg-west")
+FIELDS = ("field-01", "field-02", "field-03", "field-04")
+TWIDS = ("tw-2024a", "tw-2024b")
+LBIDS = ("lb-v1", "lb-v2")
+TIMESTAMPS_PER_LBID = 20
+DEFAULT_SIZES = (20_000, 200_000)
+
+
+def build_tree(total: int) -> dict[str, bytes]:
+    """Spread about total objects over cid/region/field/twid/lbid/timestamp/ folders, as the app sees them."""
+    tree: dict[str, bytes] = {}
+    leaves = [
+        f"{cid}/{region}/{field}/{twid}/{lbid}/2024{month:02d}{day:02d}T{hour:02d}0000"
+        for cid in CIDS
+        for region in REGIONS
+        for field in FIELDS
+        for twid in TWIDS
+        for lbid in LBIDS
+        for month, day, hour in _stamps(TIMESTAMPS_PER_LBID)
+    ]
+    # Objects at intermediate levels too: the fan-out must pick them up while walking.
+    for cid in CIDS:
+        tree[f"{cid}/cid.json"] = b"{}"
+        for region in REGIONS:
+            for field in FIELDS:
+                tree[f"{cid}/{region}/{field}/boundary.geojson"] = b"{}"
+    per_leaf, extra = divmod(max(total - len(tree), len(leaves)), len(leaves))
+    for index, leaf in enumerate(leaves):
+        tree[f"{leaf}/labels.json"] = b"[]"
+        for part in range(per_leaf - 1 + (index < extra)):
+            tree[f"{leaf}/recording_{part:03d}.bag"] = leaf.encode()
+    return tree
+
+
+def _stamps(count: int) -> Iterator[tuple[int, int, int]]:
+    """Yield count distinct (month, day, hour) triples."""
+    for index in range(count):
+        yield 1 + index % 12, 1 + index % 28, index % 24
+
+
+def timed(run: Callable[[], list[ObjectInfo]]) -> tuple[float, list[ObjectInfo]]:
+    """Return the wall time of run() and its result."""
+    start = time.perf_counter()
+    result = run()
+    return time.perf_counter() - start, result
+
+
+def main() -> int:
+    """Time both listing strategies at each size, print a table per size and the headline ratio."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument(
+        "--objects",
+        type=int,
+        nargs="+",
+        action="extend",
+        help=f"objects to seed; repeat or list several (default {' '.join(map(str, DEFAULT_SIZES))})",
+    )
+    parser.add_argument("--latency-ms", type=float, default=50.0, help="latency per request (default 50)")
+    parser.add_argument("--repeat", type=int, default=3, help="timed runs per strategy (default 3)")
+    parser.add_argument("--max-depth", type=int, default=5)
+    parser.add_argument("--min-leaves", type=int, default=None, help="default: 4 x max workers")
+    parser.add_argument("--max-workers", type=int, default=32)
+    parser.add_argument(
+        "--server",
+        choices=("process", "thread"),
+        default="process",
+        help="run emulator + proxy in a child process (default) or in this process, sharing its GIL",
+    )
+    args = parser.parse_args()
+    sizes = sorted(set(args.objects or DEFAULT_SIZES))
+
+    with ExitStack() as cleanup:
+        if args.server == "process":
+            remote = cleanup.enter_context(StackProcess(indexed=True))
+            url, bucket_name, control = remote.url, remote.bucket, remote.call
+        else:
+            local = cleanup.enter_context(EmulatorStack(indexed=True))
+            url, bucket_name, control = local.url, local.bucket, _caller(local)
+        os.environ["STORAGE_EMULATOR_HOST"] = url
+        bucket = open_bucket(f"gs://{bucket_name}")
+        assert isinstance(bucket, GcsBucket)
+        strategies: dict[str, Callable[[], list[ObjectInfo]]] = {
+            "sequential": lambda: list(bucket.iter_objects(parallel=False)),
+            "parallel": lambda: list(
+                bucket.iter_objects(max_depth=args.max_depth, min_leaves=args.min_leaves, max_workers=args.max_workers)
+            ),
+        }
+        print(
+            f"{args.latency_ms:g} ms per request, {PAGE_SIZE} per page for both strategies, "
+            f"max_depth={args.max_depth}, min_leaves={args.min_leaves or 4 * args.max_workers}, "
+            f"max_workers={args.max_workers}, server in a {args.server}, median of {args.repeat}"
+        )
+        summary = [measure(size, control, bucket, strategies, args) for size in sizes]
+
+    print(f"\n{'objects':>8} {'pages':>6} {'seq (s)':>8} {'par (s)':>8} {'par reqs':>8} {'ratio':>7}")
+    for size, pages, sequential, parallel, parallel_requests in summary:
+        ratio = sequential / parallel
+        print(f"{size:>8} {pages:>6} {sequential:>8.3f} {parallel:>8.3f} {parallel_requests:>8} {ratio:>6.1f}x")
+    print(
+        "\nThe ratio grows with the number of pages: the sequential listing costs one round trip per "
+        f"{PAGE_SIZE} objects\n(pages x latency), the fan-out about walk depth + pages / workers round trips."
+    )
+    size, _, sequential, parallel, _ = summary[-1]
+    print(f"ratio: {sequential / parallel:.1f}x  (at {size} objects)")
+    return 0
+
+
+def measure(
+    size: int,
+    control: Callable[..., Any],
+    bucket: GcsBucket,
+    strategies: dict[str, Callable[[], list[ObjectInfo]]],
+    args: argparse.Namespace,
+) -> tuple[int, int, float, float, int]:
+    """Seed size objects, time each strategy; return (objects, pages, seq median, par median, par requests)."""
+    tree = build_tree(size)
+    control("reset")  # also clears latency and pagination, so seeding and warm-up are free
+    seed_start = time.perf_counter()
+    control("seed", tree)
+    print(f"\nseeded {len(tree)} objects in {time.perf_counter() - seed_start:.1f} s (no latency)")
+    bucket.list("", delimiter="/")  # create the client before timing anything
+    control("proxy.set_page_size", PAGE_SIZE)
+    control("proxy.set_latency", args.latency_ms / 1000)
+
+    times: dict[str, list[float]] = {name: [] for name in strategies}
+    requests: dict[str, int] = {}
+    results: dict[str, set[ObjectInfo]] = {}
+    for _ in range(args.repeat):
+        for name, run in strategies.items():  # interleaved, so drift hits both alike
+            before = control("listing_count")
+            elapsed, found = timed(run)
+            times[name].append(elapsed)
+            requests[name] = control("listing_count") - before
+            if len(found) != len(set(found)):
+                raise SystemExit(f"{name} returned duplicates at {len(tree)} objects")
+            results[name] = set(found)
+    same = results["sequential"] == results["parallel"] and len(results["parallel"]) == len(tree)
+    medians = {name: statistics.median(values) for name, values in times.items()}
+
+    print(f"{'strategy':<12} {'requests':>8}  {'runs (s)':<22} {'median (s)':>10}")
+    for name, values in times.items():
+        runs = " ".join(f"{value:.3f}" for value in values)
+        print(f"{name:<12} {requests[name]:>8}  {runs:<22} {medians[name]:>10.3f}")
+    print(f"same {len(tree)} objects from both: {'yes' if same else 'NO'}")
+    print(f"ratio: {medians['sequential'] / medians['parallel']:.1f}x")
+    if not same:
+        raise SystemExit(f"sequential and parallel listings differ at {len(tree)} objects")
+    return len(tree), requests["sequential"], medians["sequential"], medians["parallel"], requests["parallel"]
+
+
+def _caller(stack: EmulatorStack) -> Callable[..., Any]:
+    """Give an in-process stack the same call-by-dotted-name interface as StackProcess."""
+
+    def call(method: str, *args: Any) -> Any:
+        target: Any = stack
+        for part in method.split("."):
+            target = getattr(target, part)
+        return target(*args)
+
+    return call
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

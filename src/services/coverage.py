@@ -1,0 +1,155 @@
+"""Coverage arithmetic on the inventory's per-run table: pure, vectorised, no I/O."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from src.models import FILTER_LEVELS, HIERARCHY_LEVELS, CoverageBreakdown, CoverageStatistics, TemporalData
+
+DEFAULT_THRESHOLD_PCT = 50.0
+
+
+def gap_percentages(bags: np.ndarray, samples: np.ndarray, expected: int) -> np.ndarray:
+    """Return max(0, 1 - samples / (bags × expected)) × 100 per row; 0 where there are no bags."""
+    bags = np.asarray(bags, dtype="float64")
+    samples = np.asarray(samples, dtype="float64")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gap = np.clip(1.0 - samples / (bags * expected), 0.0, 1.0) * 100.0
+    return np.where(bags > 0, gap, 0.0)
+
+
+def _time_order(frame: pd.DataFrame) -> pd.DataFrame:
+    """Sort parsed timestamps first (by time), then unparseable names lexically."""
+    return frame.assign(_nat=frame["ts_parsed"].isna()).sort_values(
+        ["_nat", "ts_parsed", "timestamp"], kind="stable"
+    )
+
+
+def temporal_data(runs: pd.DataFrame, expected: int) -> TemporalData:
+    """Aggregate runs per timestamp name into the model the coverage charts draw."""
+    if runs.empty:
+        return TemporalData([], [], [], [], expected, [])
+    per_ts = (
+        runs.groupby("timestamp", observed=True, sort=False)
+        .agg(raw_bags=("raw_bags", "sum"), ml_samples=("ml_samples", "sum"), ts_parsed=("ts_parsed", "first"))
+        .reset_index()
+    )
+    per_ts = _time_order(per_ts)
+    bags = per_ts["raw_bags"].to_numpy()
+    samples = per_ts["ml_samples"].to_numpy()
+    parsed = [None if pd.isna(t) else t.to_pydatetime() for t in per_ts["ts_parsed"]]
+    return TemporalData(
+        timestamps=[str(t) for t in per_ts["timestamp"]],
+        raw_bags=bags.astype(int).tolist(),
+        ml_samples=samples.astype(int).tolist(),
+        gap_percentages=np.round(gap_percentages(bags, samples, expected), 2).tolist(),
+        expected_samples_per_bag=expected,
+        parsed_times=parsed,
+    )
+
+
+def coverage_statistics(
+    runs: pd.DataFrame, expected: int, threshold_pct: float = DEFAULT_THRESHOLD_PCT
+) -> CoverageStatistics:
+    """Summarise runs: totals, coverage, average gap and the under-labelled runs (worst first)."""
+    if runs.empty:
+        return CoverageStatistics(0, 0, 0, 0.0, 0.0, 0, threshold_pct=threshold_pct)
+    bags = runs["raw_bags"].to_numpy(dtype="int64")
+    samples = runs["ml_samples"].to_numpy(dtype="int64")
+    gaps = gap_percentages(bags, samples, expected)
+    has_bags = bags > 0
+    wanted = bags * expected
+    # Coverage caps each run at its target, so over-labelled runs cannot hide under-labelled ones.
+    covered = np.minimum(samples, wanted)[has_bags].sum()
+    overall = float(covered / wanted[has_bags].sum() * 100) if has_bags.any() else 0.0
+    under = has_bags & (gaps > threshold_pct)
+    order = np.lexsort((runs["timestamp"].astype(str).to_numpy()[under], -gaps[under]))
+    under_rows = runs.loc[under].iloc[order]
+    under_gaps = gaps[under][order]
+    coordinates = _paths(under_rows)
+    orphans = runs.loc[~has_bags & (samples > 0)]
+    return CoverageStatistics(
+        total_timestamps=int(runs["timestamp"].nunique()),
+        total_raw_bags=int(bags.sum()),
+        total_ml_samples=int(samples.sum()),
+        overall_coverage_pct=round(overall, 2),
+        average_gap_pct=round(float(gaps[has_bags].mean()), 2) if has_bags.any() else 0.0,
+        under_labeled_count=int(under.sum()),
+        under_labeled_timestamps=[
+            (str(ts), round(float(gap), 2), int(b), int(s))
+            for ts, gap, b, s in zip(
+                under_rows["timestamp"],
+                under_gaps,
+                under_rows["raw_bags"],
+                under_rows["ml_samples"],
+                strict=True,
+            )
+        ],
+        under_labeled_coordinates=coordinates,
+        samples_without_bags=list(
+            zip(_paths(orphans), orphans["ml_samples"].astype(int).tolist(), strict=True)
+        ),
+        threshold_pct=threshold_pct,
+    )
+
+
+def coverage_breakdown(
+    runs: pd.DataFrame, filters: dict[str, str], expected: int, threshold_pct: float = DEFAULT_THRESHOLD_PCT
+) -> CoverageBreakdown | None:
+    """Break coverage down by the level below the selection (None when all five levels are chosen)."""
+    depth = len(filters)
+    if depth >= len(FILTER_LEVELS):
+        return None
+    level = FILTER_LEVELS[depth]
+    if runs.empty:
+        return CoverageBreakdown(level, [], [], [], [], [], [])
+    gaps = gap_percentages(runs["raw_bags"].to_numpy(), runs["ml_samples"].to_numpy(), expected)
+    frame = pd.DataFrame(
+        {
+            "child": runs[level].astype(str).to_numpy(),
+            "raw_bags": runs["raw_bags"].to_numpy(),
+            "ml_samples": runs["ml_samples"].to_numpy(),
+            "under": (runs["raw_bags"].to_numpy() > 0) & (gaps > threshold_pct),
+            "day": runs["ts_parsed"].dt.floor("D").to_numpy(),
+        }
+    )
+    per_child = frame.groupby("child", sort=True).agg(
+        runs=("raw_bags", "size"),
+        raw_bags=("raw_bags", "sum"),
+        ml_samples=("ml_samples", "sum"),
+        under=("under", "sum"),
+    )
+    per_day = (
+        frame.dropna(subset=["day"])
+        .groupby(["child", "day"])
+        .agg(raw_bags=("raw_bags", "sum"), ml_samples=("ml_samples", "sum"))
+    )
+    per_day["gap"] = gap_percentages(
+        per_day["raw_bags"].to_numpy(), per_day["ml_samples"].to_numpy(), expected
+    )
+    per_day.loc[per_day["raw_bags"] == 0, "gap"] = np.nan
+    grid = per_day["gap"].unstack("day").reindex(per_child.index)
+    return CoverageBreakdown(
+        level=level,
+        children=per_child.index.tolist(),
+        runs=per_child["runs"].astype(int).tolist(),
+        raw_bags=per_child["raw_bags"].astype(int).tolist(),
+        ml_samples=per_child["ml_samples"].astype(int).tolist(),
+        gap_percentages=np.round(
+            gap_percentages(per_child["raw_bags"].to_numpy(), per_child["ml_samples"].to_numpy(), expected), 2
+        ).tolist(),
+        under_labeled_counts=per_child["under"].astype(int).tolist(),
+        days=[pd.Timestamp(d).date().isoformat() for d in grid.columns],
+        day_gaps=[[None if pd.isna(v) else round(float(v), 2) for v in row] for row in grid.to_numpy()],
+    )
+
+
+def _paths(rows: pd.DataFrame) -> list[str]:
+    """Join the hierarchy columns of rows into coordinate path strings."""
+    if rows.empty:
+        return []
+    joined = rows[HIERARCHY_LEVELS[0]].astype(str)
+    for level in HIERARCHY_LEVELS[1:]:
+        joined = joined + "/" + rows[level].astype(str)
+    return joined.tolist()

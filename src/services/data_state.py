@@ -1,0 +1,98 @@
+"""Combine the cloud inventory and local state into what each view shows."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import pandas as pd
+
+from src.models import FILTER_LEVELS, CoverageBreakdown, CoverageStatistics, TemporalData, validate_part
+from src.services import coverage
+from src.services.inventory import CloudInventoryService
+from src.services.local_state import LocalStateService
+
+Filters = Mapping[str, str | None]
+
+
+def clean_filters(filters: Filters | None) -> dict[str, str]:
+    """Return the contiguous, validated filter levels; raise ValueError naming a bad one."""
+    cleaned: dict[str, str] = {}
+    for level in FILTER_LEVELS:
+        value = (filters or {}).get(level)
+        if not value:
+            break
+        cleaned[level] = validate_part(level, value)
+    return cleaned
+
+
+class DataStateService:
+    """Answer the views' questions from the inventory (cloud) and the data root (local)."""
+
+    def __init__(
+        self, cloud: CloudInventoryService, local: LocalStateService, expected_samples_per_bag: int = 17
+    ) -> None:
+        self.cloud = cloud
+        self.local = local
+        self.expected_samples_per_bag = expected_samples_per_bag
+
+    # page 1: temporal coverage --------------------------------------------------------------------
+
+    def runs(self, filters: Filters | None) -> pd.DataFrame:
+        """Return one row per run under the (possibly partial) filter."""
+        return self.cloud.get_temporal_data(clean_filters(filters))
+
+    def get_temporal_coverage_data(
+        self, filters: Filters | None, expected_samples_per_bag: int | None = None
+    ) -> TemporalData:
+        """Return raw bags, samples and gap per timestamp, summed over every run under the filter."""
+        return coverage.temporal_data(self.runs(filters), self._expected(expected_samples_per_bag))
+
+    def get_coverage_statistics(
+        self,
+        filters: Filters | None,
+        expected_samples_per_bag: int | None = None,
+        threshold_pct: float = coverage.DEFAULT_THRESHOLD_PCT,
+    ) -> CoverageStatistics:
+        """Return the KPI figures and the under-labelled runs (worst first)."""
+        return coverage.coverage_statistics(
+            self.runs(filters), self._expected(expected_samples_per_bag), threshold_pct
+        )
+
+    def get_coverage_breakdown(
+        self,
+        filters: Filters | None,
+        expected_samples_per_bag: int | None = None,
+        threshold_pct: float = coverage.DEFAULT_THRESHOLD_PCT,
+    ) -> CoverageBreakdown | None:
+        """Return coverage per child of the next level for a partial selection."""
+        cleaned = clean_filters(filters)
+        return coverage.coverage_breakdown(
+            self.cloud.get_temporal_data(cleaned),
+            cleaned,
+            self._expected(expected_samples_per_bag),
+            threshold_pct,
+        )
+
+    def get_filter_options(self, level: str, parent_filters: Filters | None = None) -> list[str]:
+        """Return the options of a filter level under its parents, from the inventory only."""
+        if level not in FILTER_LEVELS and level != "timestamp":
+            raise ValueError(f"unknown level {level!r}")
+        parents = clean_filters(parent_filters)
+        depth = (*FILTER_LEVELS, "timestamp").index(level)
+        if len(parents) < depth:
+            return []
+        parent_path = tuple(parents[name] for name in FILTER_LEVELS[:depth])
+        return self.cloud.get_hierarchy_level(level, parent_path)
+
+    def get_available_timestamps(self, filters: Filters | None) -> list[str]:
+        """Return the run timestamps under a full five-level filter, in time order."""
+        cleaned = clean_filters(filters)
+        if len(cleaned) < len(FILTER_LEVELS):
+            return []
+        return self.get_filter_options("timestamp", cleaned)
+
+    def _expected(self, value: int | None) -> int:
+        expected = self.expected_samples_per_bag if value is None else int(value)
+        if expected <= 0:
+            raise ValueError("expected samples per bag must be positive")
+        return expected

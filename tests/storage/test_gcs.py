@@ -1,0 +1,225 @@
+"""GCS-only behaviour, checked through the recording proxy in front of the emulator."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from google.cloud.storage.retry import DEFAULT_RETRY
+
+from src.storage import (
+    GcsBucket,
+    ObjectNotFound,
+    StorageError,
+    StoragePermissionDenied,
+    StorageUnavailable,
+    open_bucket,
+)
+from src.storage.gcs import default_client
+from src.storage.testing import EmulatorStack, RecordedRequest, RecordingProxy
+from tests.storage.helpers import FAST_RETRY, make_tree
+
+pytestmark = pytest.mark.emulator
+
+
+def is_listing(request: RecordedRequest) -> bool:
+    """Match objects.list requests (the library also sends background bucket GETs)."""
+    return request.is_listing
+
+
+@pytest.fixture
+def bucket(gcs_stack: EmulatorStack) -> GcsBucket:
+    """Return the emulated bucket with a fast retry policy."""
+    opened = open_bucket(f"gs://{gcs_stack.bucket}", retry=FAST_RETRY)
+    assert isinstance(opened, GcsBucket)
+    return opened
+
+
+def test_listings_ask_for_a_field_mask_and_full_pages(bucket: GcsBucket, proxy: RecordingProxy) -> None:
+    proxy.set_page_size(None)
+    bucket.list("", delimiter="/")
+    bucket.list("c1/")
+    list(bucket.iter_objects(parallel=False))
+    list(bucket.iter_objects())
+
+    listings = proxy.listing_requests()
+    assert len(listings) >= 4
+    for request in listings:
+        fields = request.param("fields") or ""
+        assert "nextPageToken" in fields
+        assert "prefixes" in fields
+        assert fields.startswith("items(")
+        assert request.param("maxResults") == "1000"
+
+
+def test_pagination_returns_every_object(
+    bucket: GcsBucket, gcs_stack: EmulatorStack, proxy: RecordingProxy
+) -> None:
+    gcs_stack.seed({f"runs/{i:03d}.bag": b"x" for i in range(50)})
+    proxy.set_page_size(7)
+
+    listed = bucket.list("runs/")
+    iterated = list(bucket.iter_objects("runs/", parallel=False))
+
+    assert [o.name for o in listed.objects] == [f"runs/{i:03d}.bag" for i in range(50)]
+    assert len(iterated) == 50
+    tokens = [r.param("pageToken") for r in proxy.listing_requests() if r.param("pageToken")]
+    assert len(tokens) >= 2 * 7  # ceil(50 / 7) - 1 = 7 follow-up pages per listing
+    assert all(r.status == 200 for r in proxy.listing_requests())
+
+
+def test_pagination_counts_prefixes_toward_the_page(
+    bucket: GcsBucket, gcs_stack: EmulatorStack, proxy: RecordingProxy
+) -> None:
+    gcs_stack.seed({f"d{i:02d}/x.bag": b"x" for i in range(12)} | {f"f{i:02d}.bag": b"y" for i in range(9)})
+    proxy.set_page_size(7)
+
+    listing = bucket.list("", delimiter="/")
+
+    assert listing.prefixes == [f"d{i:02d}/" for i in range(12)]
+    assert [o.name for o in listing.objects] == [f"f{i:02d}.bag" for i in range(9)]
+    assert len(proxy.listing_requests()) == 3  # 21 entries at 7 per page
+
+
+@pytest.mark.parametrize(("fanout_depth", "max_workers"), [(1, 4), (2, 16), (3, 16), (6, 3), (0, 16)])
+def test_fanout_depths_agree_with_sequential(
+    bucket: GcsBucket, gcs_stack: EmulatorStack, proxy: RecordingProxy, fanout_depth: int, max_workers: int
+) -> None:
+    tree = make_tree()
+    gcs_stack.seed(tree)
+    proxy.set_page_size(7)
+
+    found = list(bucket.iter_objects(fanout_depth=fanout_depth, max_workers=max_workers))
+
+    assert len(found) == len(tree)
+    assert {o.name for o in found} == set(tree)
+    assert all(o.crc32c is not None for o in found)
+
+
+def test_fanout_lists_leaves_without_delimiter(
+    bucket: GcsBucket, gcs_stack: EmulatorStack, proxy: RecordingProxy
+) -> None:
+    gcs_stack.seed(make_tree())
+
+    list(bucket.iter_objects(fanout_depth=2))
+
+    delimited = {r.param("prefix") for r in proxy.listing_requests() if r.param("delimiter") == "/"}
+    flat = {r.param("prefix") for r in proxy.listing_requests() if r.param("delimiter") is None}
+    assert delimited == {None, "c1/", "c2/"}
+    assert flat == {"c1/r1/", "c1/r2/", "c2/r1/", "c2/r2/"}
+
+
+def test_abandoned_fanout_stops_cleanly(
+    bucket: GcsBucket, gcs_stack: EmulatorStack, proxy: RecordingProxy
+) -> None:
+    gcs_stack.seed(make_tree())
+    proxy.set_page_size(3)  # long leaf listings, so work is still in flight when we stop
+    proxy.set_latency(0.01)
+    iterator = bucket.iter_objects(max_workers=4)
+
+    first = [next(iterator) for _ in range(3)]
+    iterator.close()  # type: ignore[attr-defined]
+    sent = len(proxy.requests)
+    time.sleep(0.1)
+
+    assert len(first) == 3
+    assert len(proxy.requests) == sent  # nothing keeps listing after close()
+    assert not [t for t in threading.enumerate() if t.name.startswith("gcs-list")]
+
+
+@pytest.mark.parametrize("status", [503, 429])
+def test_transient_errors_are_retried(bucket: GcsBucket, proxy: RecordingProxy, status: int) -> None:
+    proxy.fail_next(2, status, match=is_listing)
+
+    listing = bucket.list("", delimiter="/")
+
+    assert listing.objects == []
+    assert [r.status for r in proxy.listing_requests()] == [status, status, 200]
+
+
+def test_transient_errors_during_fanout_are_retried(
+    bucket: GcsBucket, gcs_stack: EmulatorStack, proxy: RecordingProxy
+) -> None:
+    tree = make_tree()
+    gcs_stack.seed(tree)
+    proxy.fail_next(5, 503, match=is_listing)
+
+    assert {o.name for o in bucket.iter_objects()} == set(tree)
+
+
+def test_persistent_outage_raises_storage_unavailable(
+    gcs_stack: EmulatorStack, proxy: RecordingProxy
+) -> None:
+    impatient = DEFAULT_RETRY.with_delay(initial=0.01, maximum=0.02).with_timeout(0.3)
+    bucket = open_bucket(f"gs://{gcs_stack.bucket}/scoped", retry=impatient)
+    proxy.fail_next(10_000, 503, match=is_listing)
+
+    with pytest.raises(StorageUnavailable) as raised:
+        bucket.list("")
+
+    message = str(raised.value)
+    assert "\n" not in message
+    assert gcs_stack.bucket in message
+
+
+def test_forbidden_maps_to_permission_denied(
+    bucket: GcsBucket, gcs_stack: EmulatorStack, proxy: RecordingProxy, tmp_path: Path
+) -> None:
+    gcs_stack.seed({"a.bag": b"x"})
+    proxy.fail_next(1, 403, match=is_listing)
+    proxy.fail_next(1, 403, match=lambda r: r.path.endswith("/o/a.bag"))
+
+    with pytest.raises(StoragePermissionDenied) as listing_error:
+        bucket.list("")
+    with pytest.raises(StoragePermissionDenied):
+        bucket.stat("a.bag")
+
+    message = str(listing_error.value)
+    assert f"gs://{gcs_stack.bucket}" in message
+    assert "credentials" in message
+    assert len(proxy.listing_requests()) == 1  # 403 is not retried
+
+
+def test_download_validates_crc32c(bucket: GcsBucket, gcs_stack: EmulatorStack, tmp_path: Path) -> None:
+    gcs_stack.seed({"bad.bag": b"payload"})
+    gcs_stack.corrupt_checksum("bad.bag")
+
+    with pytest.raises(StorageError, match="crc32c"):
+        bucket.download("bad.bag", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_download_sends_the_generation_it_reports(
+    bucket: GcsBucket, gcs_stack: EmulatorStack, proxy: RecordingProxy, tmp_path: Path
+) -> None:
+    gcs_stack.seed({"a/run.bag": b"payload"})
+
+    info = bucket.download("a/run.bag", tmp_path / "out")
+
+    media = [r for r in proxy.requests if r.param("alt") == "media"]
+    assert [r.param("generation") for r in media] == [str(info.generation)]
+
+
+def test_missing_bucket_is_reported_as_such(gcs_stack: EmulatorStack) -> None:
+    missing = open_bucket("gs://no-such-bucket", retry=FAST_RETRY)
+
+    with pytest.raises(ObjectNotFound, match="bucket gs://no-such-bucket does not exist"):
+        missing.list("")
+
+
+def test_folder_placeholders_are_not_objects(bucket: GcsBucket, gcs_stack: EmulatorStack) -> None:
+    gcs_stack.seed({"c1/": b"", "c1/run.bag": b"x"})
+
+    assert [o.name for o in bucket.iter_objects(parallel=False)] == ["c1/run.bag"]
+    assert [o.name for o in bucket.iter_objects()] == ["c1/run.bag"]
+    assert [o.name for o in bucket.list("c1/", delimiter="/").objects] == ["c1/run.bag"]
+
+
+def test_shared_client_has_a_wide_connection_pool(gcs_stack: EmulatorStack) -> None:
+    client = default_client()
+
+    assert default_client() is client
+    for scheme in ("http://", "https://"):
+        assert client._http.get_adapter(scheme)._pool_maxsize == 64
