@@ -45,6 +45,7 @@ class Settings:
     celery_broker_url: str = ""
     extractor_image: str = "bagboard:latest"
     proxy_hops: int = 0
+    inventory_refresh_on_start: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -87,6 +88,13 @@ class Settings:
                 return default
             return value
 
+        def get_bool(name: str, default: bool) -> bool:
+            raw = get(name, "true" if default else "false").lower()
+            if raw not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+                problems.append(f"{PREFIX}{name} must be true or false, got {raw!r}")
+                return default
+            return raw in ("1", "true", "yes", "on")
+
         def choice(name: str, default: str, allowed: tuple[str, ...]) -> str:
             value = get(name, default)
             if value not in allowed:
@@ -108,9 +116,7 @@ class Settings:
             else:
                 secret_key, generated = secrets.token_hex(32), True
         elif production and len(secret_key) < MIN_SECRET_LENGTH:
-            problems.append(
-                f"{PREFIX}SECRET_KEY must be at least {MIN_SECRET_LENGTH} characters in production"
-            )
+            problems.append(f"{PREFIX}SECRET_KEY must be at least {MIN_SECRET_LENGTH} characters in production")
 
         data_root = Path(get("DATA_ROOT", "data")).expanduser()
         raw_bucket = get("RAW_BUCKET") or f"file://{(data_root / 'buckets' / 'raw').resolve()}"
@@ -125,13 +131,10 @@ class Settings:
         cache_type = choice("CACHE_TYPE", "FileSystemCache", CACHE_TYPES)
         redis_url = get("CACHE_REDIS_URL")
         if cache_type == "RedisCache" and not redis_url.startswith(("redis://", "rediss://", "unix://")):
-            problems.append(
-                f"{PREFIX}CACHE_REDIS_URL must be a redis:// URL when {PREFIX}CACHE_TYPE=RedisCache"
-            )
+            problems.append(f"{PREFIX}CACHE_REDIS_URL must be a redis:// URL when {PREFIX}CACHE_TYPE=RedisCache")
         if cache_type == "SimpleCache" and production:
             problems.append(
-                f"{PREFIX}CACHE_TYPE=SimpleCache is per-process; "
-                "use FileSystemCache or RedisCache in production"
+                f"{PREFIX}CACHE_TYPE=SimpleCache is per-process; use FileSystemCache or RedisCache in production"
             )
 
         url_base = get("URL_BASE_PATHNAME", "/")
@@ -158,6 +161,7 @@ class Settings:
             celery_broker_url=get("CELERY_BROKER_URL"),
             extractor_image=get("EXTRACTOR_IMAGE", "bagboard:latest"),
             proxy_hops=get_int("PROXY_HOPS", 0, minimum=0),
+            inventory_refresh_on_start=get_bool("INVENTORY_REFRESH_ON_START", True),
         )
         if problems:
             raise ConfigError(problems)

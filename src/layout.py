@@ -45,9 +45,7 @@ def register_router(app: Dash, views: Sequence[View]) -> None:
         path = app.strip_relative_path(pathname or "/") or ""
         view = find_view(views, path)
         if view is None:
-            return empty_state(
-                "Page not found.", f"There is no view at /{path}. Use the sidebar to navigate."
-            )
+            return empty_state("Page not found.", f"There is no view at /{path}. Use the sidebar to navigate.")
         try:
             return view.layout(**parse_query(search))
         except Exception:

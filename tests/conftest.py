@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -40,6 +41,8 @@ def settings(data_root: Path) -> Settings:
             "BAGBOARD_SECRET_KEY": "test-secret-key-" + "x" * 32,
             "BAGBOARD_DATA_ROOT": str(data_root),
             "BAGBOARD_CACHE_TYPE": "FileSystemCache",
+            # Tests build inventories explicitly; a background rebuild would race with them.
+            "BAGBOARD_INVENTORY_REFRESH_ON_START": "false",
         }
     )
     store = UserStore(settings.users_file)
@@ -110,3 +113,33 @@ def callback_body():
         }
 
     return build
+
+
+def find_callback(app, output: str) -> tuple[str, dict]:
+    """Return (key, spec) of the callback whose outputs include output ('id.prop')."""
+    for key, spec in app.callback_map.items():
+        outputs = [part.split("@")[0] for part in key.strip(".").split("...")]
+        if output in outputs:
+            return key, spec
+    raise KeyError(output)
+
+
+def post_callback(client, app, output: str, values: dict[str, Any], triggered: str | None = None):
+    """Call the callback producing output the way the browser does; values maps 'id.prop' to a value."""
+    key, spec = find_callback(app, output)
+    outputs = []
+    for part in key.strip(".").split("..."):
+        component, prop = part.rsplit(".", 1)
+        outputs.append({"id": component, "property": prop})
+
+    def fill(items: list[dict]) -> list[dict]:
+        return [{**item, "value": values.get(f"{item['id']}.{item['property']}")} for item in items]
+
+    body = {
+        "output": key,
+        "outputs": outputs if key.startswith("..") else outputs[0],
+        "inputs": fill(spec["inputs"]),
+        "state": fill(spec["state"]),
+        "changedPropIds": [triggered] if triggered else [f"{i['id']}.{i['property']}" for i in spec["inputs"]],
+    }
+    return client.post("/_dash-update-component", json=body)

@@ -162,9 +162,7 @@ def test_users_cli_add_list_set_role_remove(app, settings):
 
 def test_role_changes_apply_to_open_sessions(client, auth, settings, callback_body):
     auth.login("operator")
-    body = callback_body(
-        "dm-action-msg.children", [{"id": "dm-start-download", "property": "n_clicks", "value": 1}]
-    )
+    body = callback_body("dm-action-msg.children", [{"id": "dm-start-download", "property": "n_clicks", "value": 1}])
     assert client.post("/_dash-update-component", json=body).status_code == 200
     UserStore(settings.users_file).set_role("operator", Role.VIEWER)
     assert client.post("/_dash-update-component", json=body).status_code == 403

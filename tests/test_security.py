@@ -49,9 +49,7 @@ def test_dash_internal_endpoints_answer_401_json(client, path):
 
 
 def test_component_bundles_need_a_session(client):
-    assert (
-        client.get("/_dash-component-suites/dash/dash-renderer/build/dash_renderer.min.js").status_code == 401
-    )
+    assert client.get("/_dash-component-suites/dash/dash-renderer/build/dash_renderer.min.js").status_code == 401
 
 
 @pytest.mark.parametrize("path", ["/", "/coverage", "/downloads?cid=acme", "/no-such-page"])
@@ -77,9 +75,7 @@ def test_health_reports_version_and_echoes_request_id(client):
 
 def test_viewer_forging_an_operator_callback_is_refused(client, auth, callback_body):
     auth.login("viewer")
-    body = callback_body(
-        "dm-action-msg.children", [{"id": "dm-start-download", "property": "n_clicks", "value": 1}]
-    )
+    body = callback_body("dm-action-msg.children", [{"id": "dm-start-download", "property": "n_clicks", "value": 1}])
     response = client.post("/_dash-update-component", json=body)
     assert response.status_code == 403
     assert "operator role" in response.get_json()["error"]
@@ -88,9 +84,7 @@ def test_viewer_forging_an_operator_callback_is_refused(client, auth, callback_b
 
 def test_operator_may_run_the_same_callback(client, auth, callback_body):
     auth.login("operator")
-    body = callback_body(
-        "dm-action-msg.children", [{"id": "dm-start-download", "property": "n_clicks", "value": 1}]
-    )
+    body = callback_body("dm-action-msg.children", [{"id": "dm-start-download", "property": "n_clicks", "value": 1}])
     response = client.post("/_dash-update-component", json=body)
     assert response.status_code == 200 and "Select runs" in response.get_data(as_text=True)
 

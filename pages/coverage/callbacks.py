@@ -1,18 +1,293 @@
-"""Callbacks of the temporal coverage view."""
+"""Callbacks of the temporal coverage view: parse the URL, call one service, render its report."""
 
 from __future__ import annotations
 
-from dash import Dash, Input, Output, html
+from typing import Any
 
+import dash_bootstrap_components as dbc
+from dash import Dash, Input, Output, State, ctx, html, no_update
+from dash.exceptions import PreventUpdate
+
+from pages.coverage.charts import CHARTS
+from pages.coverage.layout import EXPECTED_RANGE, KPIS
+from src.auth import Role, current_actor, require_role
 from src.components.cards import empty_state
+from src.components.filter_bar import build_search, filters_from_query, parse_query
+from src.core.extensions import get_services
+from src.core.logging import get_logger
+from src.formatting import format_age
+from src.models import FILTER_LEVELS, CoverageReport, RunCoordinate
+from src.services.coverage import DEFAULT_THRESHOLD_PCT
+
+log = get_logger("bagboard.coverage")
+HIDDEN, SHOWN = {"display": "none"}, {}
+RUN_VIEW_PATH = "/run-analysis"
+# KPI values, banner, status, a figure and a box style per chart, grid rows, row count, findings.
+RENDER_OUTPUTS = len(KPIS) + 2 + 2 * len(CHARTS) + 3
+
+
+class BadInput(ValueError):
+    """A control holds a value the view cannot use; the message is for the user."""
+
+
+def parse_controls(expected: Any, threshold: Any, default_expected: int) -> tuple[int, float]:
+    """Return (expected samples per bag, threshold %) or raise BadInput with a one-line message."""
+    try:
+        expected_value = default_expected if expected in (None, "") else int(float(expected))
+    except (TypeError, ValueError):
+        raise BadInput("Expected samples per bag must be a whole number.") from None
+    if not EXPECTED_RANGE[0] <= expected_value <= EXPECTED_RANGE[1]:
+        raise BadInput(f"Expected samples per bag must be between {EXPECTED_RANGE[0]} and {EXPECTED_RANGE[1]}.")
+    try:
+        threshold_value = DEFAULT_THRESHOLD_PCT if threshold in (None, "") else float(threshold)
+    except (TypeError, ValueError):
+        raise BadInput("The threshold must be a number of percent.") from None
+    if not 0 <= threshold_value <= 100:
+        raise BadInput("The threshold must be between 0 and 100 %.")
+    return expected_value, threshold_value
+
+
+def kpi_values(report: CoverageReport) -> list[str]:
+    """Return the six KPI figures in the order of KPIS."""
+    stats = report.statistics
+    return [
+        f"{stats.total_timestamps:,}",
+        f"{stats.total_raw_bags:,}",
+        f"{stats.total_ml_samples:,}",
+        f"{stats.overall_coverage_pct:.1f} %",
+        f"{stats.average_gap_pct:.1f} %",
+        f"{stats.under_labeled_count:,}",
+    ]
+
+
+def under_rows(report: CoverageReport) -> list[dict[str, Any]]:
+    """Return the grid rows for the under-labelled runs."""
+    stats = report.statistics
+    return [
+        {
+            "coordinate": coordinate,
+            "timestamp": timestamp,
+            "gap_pct": gap,
+            "raw_bags": bags,
+            "ml_samples": samples,
+            "expected": bags * report.expected_samples_per_bag,
+        }
+        for coordinate, (timestamp, gap, bags, samples) in zip(
+            stats.under_labeled_coordinates, stats.under_labeled_timestamps, strict=True
+        )
+    ]
+
+
+def banner(report: CoverageReport) -> Any:
+    """Warn when the inventory is stale, else say how old it is."""
+    if report.stale_since:
+        return dbc.Alert(
+            [
+                html.B("Inventory is stale "),
+                f"since {report.stale_since[:16].replace('T', ' ')} UTC: the last refresh failed, "
+                "showing the last good snapshot. ",
+                html.Span(report.stale_reason or "", className="small"),
+            ],
+            color="warning",
+            id="cov-stale-banner",
+            className="py-2",
+        )
+    if report.inventory_available:
+        return html.Div(
+            f"Inventory updated {format_age(report.inventory_age_seconds)}.",
+            className="small text-muted mb-2",
+            id="cov-age",
+        )
+    return None
+
+
+def findings(report: CoverageReport) -> Any:
+    """List runs that have ML samples but no raw bags (a data-quality finding, not a gap)."""
+    orphans = report.statistics.samples_without_bags
+    if not orphans:
+        return None
+    return dbc.Alert(
+        [
+            html.B(f"{len(orphans)} run(s) have ML samples but no raw bags. "),
+            "They are left out of the gap figures: ",
+            html.Ul(
+                [html.Li(f"{coordinate} — {samples} samples") for coordinate, samples in orphans[:20]],
+                className="mb-0 small",
+            ),
+        ],
+        color="light",
+        id="cov-orphans",
+    )
+
+
+def status_message(report: CoverageReport) -> Any:
+    """Explain an empty view: no inventory yet, or nothing under the filter."""
+    if not report.inventory_available:
+        return empty_state(
+            "No inventory yet.",
+            "An admin can build it with the Refresh inventory button or 'flask --app app inventory refresh'.",
+            element_id="cov-empty",
+        )
+    if not report.temporal.timestamps:
+        return empty_state(
+            "Nothing matches this filter.", "Clear a filter level to widen the selection.", element_id="cov-empty"
+        )
+    unplaced = sum(t is None for t in report.temporal.parsed_times)
+    if unplaced:
+        return html.Div(
+            f"{unplaced} timestamp(s) have names that are not dates; they are counted but not placed on the time axes.",
+            className="small text-muted mb-2",
+            id="cov-unplaced",
+        )
+    return None
+
+
+def render(report: CoverageReport) -> tuple:
+    """Turn a report into the values of every output of the render callback."""
+    figures, styles = [], []
+    has_data = bool(report.temporal.timestamps)
+    for chart in CHARTS:
+        figure = chart.module.build(report) if has_data else None
+        figures.append(figure if figure is not None else {})
+        styles.append(SHOWN if figure is not None else HIDDEN)
+    rows = under_rows(report)
+    return (
+        *kpi_values(report),
+        banner(report),
+        status_message(report),
+        *figures,
+        *styles,
+        rows,
+        f"{len(rows):,} above {report.threshold_pct:g} %",
+        findings(report),
+    )
 
 
 def register_callbacks(app: Dash) -> None:
     """Register the coverage view's callbacks."""
+    chart_outputs = [Output(chart.element_id, "figure") for chart in CHARTS]
+    box_outputs = [Output(f"{chart.element_id}-box", "style") for chart in CHARTS]
 
-    @app.callback(Output("cov-status", "children"), Input("url", "search"))
-    def show_status(_search: str | None) -> html.Div:
-        return empty_state(
-            "No inventory yet.",
-            "An admin can build it with 'flask --app app inventory refresh' or the refresh button.",
+    @app.callback(
+        Output("url", "search", allow_duplicate=True),
+        Output("cov-expected", "value"),
+        Output("cov-threshold", "value"),
+        Output("cov-controls-msg", "children"),
+        *[Output(f"{card_id}-value", "children") for card_id, _ in KPIS],
+        Output("cov-banner", "children"),
+        Output("cov-status", "children"),
+        *chart_outputs,
+        *box_outputs,
+        Output("cov-under-grid", "rowData"),
+        Output("cov-under-count", "children"),
+        Output("cov-findings", "children"),
+        Input("url", "search"),
+        Input("cov-expected", "value"),
+        Input("cov-threshold", "value"),
+        Input("cov-refreshed", "data"),
+        prevent_initial_call="initial_duplicate",
+    )
+    def update_coverage(search: str | None, expected: Any, threshold: Any, _refreshed: Any) -> tuple:
+        query = parse_query(search)
+        services = get_services()
+        from_controls = ctx.triggered_id in ("cov-expected", "cov-threshold") and len(ctx.triggered_prop_ids) == 1
+        if not from_controls:
+            expected, threshold = query.get("expected"), query.get("threshold")
+        try:
+            expected_value, threshold_value = parse_controls(
+                expected, threshold, services.settings.expected_samples_per_bag
+            )
+            report = services.data_state.get_coverage_report(filters_from_query(query), expected_value, threshold_value)
+        except ValueError as exc:  # BadInput from the controls, or a service refusal
+            log.info("coverage_input_refused", error=str(exc))
+            return (no_update, no_update, no_update, str(exc), *[no_update] * RENDER_OUTPUTS)
+        extra = {key: value for key, value in query.items() if key not in (*FILTER_LEVELS, "expected", "threshold")}
+        if expected_value != services.settings.expected_samples_per_bag:
+            extra["expected"] = str(expected_value)
+        if threshold_value != DEFAULT_THRESHOLD_PCT:
+            extra["threshold"] = f"{threshold_value:g}"
+        new_search = build_search(report.filters, extra)
+        return (
+            new_search if new_search != (search or "") else no_update,
+            expected_value,
+            f"{threshold_value:g}",
+            "",
+            *render(report),
         )
+
+    @app.callback(
+        Output("url", "pathname", allow_duplicate=True),
+        Output("url", "search", allow_duplicate=True),
+        Input("cov-under-grid", "cellClicked"),
+        State("cov-under-grid", "rowData"),
+        prevent_initial_call=True,
+    )
+    def open_run(cell: dict | None, rows: list[dict] | None) -> tuple[str, str]:
+        if not cell or rows is None:
+            raise PreventUpdate
+        # Rows are keyed by coordinate (getRowId), so sorting or filtering the grid cannot pick the wrong run.
+        coordinate = cell.get("rowId")
+        if not any(row["coordinate"] == coordinate for row in rows):
+            raise PreventUpdate
+        return run_link(coordinate)
+
+    @app.callback(
+        Output("url", "pathname", allow_duplicate=True),
+        Output("url", "search", allow_duplicate=True),
+        *[Input(chart.element_id, "clickData") for chart in CHARTS],
+        State("url", "search"),
+        prevent_initial_call=True,
+    )
+    def follow_chart_click(*args: Any) -> tuple[str, str]:
+        *clicks, search = args
+        point = next((c["points"][0] for c in clicks if c and c.get("points")), None)
+        if point is None or "customdata" not in point:
+            raise PreventUpdate
+        filters = filters_from_query(parse_query(search))
+        if ctx.triggered_id == "chart-coverage-coverage-by-child" and len(filters) < len(FILTER_LEVELS):
+            child = point["customdata"]
+            return no_update, build_search({**filters, FILTER_LEVELS[len(filters)]: str(child)})
+        if len(filters) == len(FILTER_LEVELS):
+            return run_link(RunCoordinate.from_filters(filters, str(point["customdata"])).to_path_str())
+        raise PreventUpdate
+
+    @app.callback(
+        Output("cov-under-grid", "exportDataAsCsv"),
+        Input("cov-export", "n_clicks"),
+        prevent_initial_call=True,
+    )
+    def export_csv(_clicks: int | None) -> bool:
+        return True
+
+    @app.callback(
+        Output("cov-refresh-status", "children"),
+        Output("cov-refresh-tick", "disabled"),
+        Input("cov-refresh", "n_clicks"),
+        prevent_initial_call=True,
+    )
+    @require_role(Role.ADMIN)
+    def start_refresh(_clicks: int | None) -> tuple[str, bool]:
+        status = get_services().refresher.start(current_actor())
+        return f"Refreshing: {status['message']}", False
+
+    @app.callback(
+        Output("cov-refresh-status", "children", allow_duplicate=True),
+        Output("cov-refresh-tick", "disabled", allow_duplicate=True),
+        Output("cov-refreshed", "data"),
+        Input("cov-refresh-tick", "n_intervals"),
+        prevent_initial_call=True,
+    )
+    def poll_refresh(_ticks: int | None) -> tuple[str, bool, Any]:
+        status = get_services().refresher.status() or {}
+        state = status.get("state")
+        if state == "running":
+            return f"Refreshing: {status.get('message')} ({status.get('objects', 0):,} objects)", False, no_update
+        outcome = "finished" if state == "done" else "failed"
+        # A new value in the store re-renders the view from the new inventory.
+        return f"Refresh {outcome}: {status.get('message', '')}", True, status.get("finished_at")
+
+
+def run_link(coordinate: str) -> tuple[str, str]:
+    """Return the run analysis path and query for a coordinate path."""
+    coord = RunCoordinate.from_path(coordinate)
+    return RUN_VIEW_PATH, build_search(coord.filters(), {"timestamp": coord.timestamp})

@@ -49,9 +49,7 @@ def layout(**query: str) -> html.Div:
                         label="Raw download",
                         tab_id="dm-tab-raw",
                     ),
-                    dbc.Tab(
-                        html.Div("ML upload", className="p-3"), label="ML upload", tab_id="dm-tab-upload"
-                    ),
+                    dbc.Tab(html.Div("ML upload", className="p-3"), label="ML upload", tab_id="dm-tab-upload"),
                     dbc.Tab(
                         html.Div("Dataset fetch", className="p-3"),
                         label="Dataset fetch",

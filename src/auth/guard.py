@@ -6,20 +6,14 @@ import functools
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
-import structlog
 from flask import has_request_context
 from flask_login import current_user
-from werkzeug.exceptions import Forbidden
 
-from src.auth.roles import Role
+from src.auth.roles import AccessDenied, Role, check_role
 
 P = ParamSpec("P")
 R = TypeVar("R")
-log = structlog.get_logger("bagboard.audit")
-
-
-class AccessDenied(Forbidden):
-    """The signed-in user's role does not allow this action."""
+__all__ = ["AccessDenied", "check_role", "current_actor", "require_role"]
 
 
 def current_actor() -> Any:
@@ -27,14 +21,6 @@ def current_actor() -> Any:
     if not has_request_context():
         return None
     return current_user if current_user.is_authenticated else None
-
-
-def check_role(actor: Any, required: Role, action: str) -> None:
-    """Raise AccessDenied unless actor holds the required role."""
-    if actor is None or not actor.can(required):
-        name = getattr(actor, "name", None)
-        log.warning("access_denied", user=name, action=action, required=required.value)
-        raise AccessDenied(f"{action} needs the {required.value} role")
 
 
 def require_role(required: Role) -> Callable[[Callable[P, R]], Callable[P, R]]:

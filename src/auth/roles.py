@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
+
+import structlog
+from werkzeug.exceptions import Forbidden
+
+log = structlog.get_logger("bagboard.audit")
 
 
 class Role(StrEnum):
@@ -27,6 +33,15 @@ class Role(StrEnum):
         try:
             return cls(value.strip().lower())
         except ValueError:
-            raise ValueError(
-                f"unknown role {value!r}; use one of {', '.join(r.value for r in cls)}"
-            ) from None
+            raise ValueError(f"unknown role {value!r}; use one of {', '.join(r.value for r in cls)}") from None
+
+
+class AccessDenied(Forbidden):
+    """The signed-in user's role does not allow this action."""
+
+
+def check_role(actor: Any, required: Role, action: str) -> None:
+    """Raise AccessDenied unless actor holds the required role (services call this too)."""
+    if actor is None or not actor.can(required):
+        log.warning("access_denied", user=getattr(actor, "name", None), action=action, required=required.value)
+        raise AccessDenied(f"{action} needs the {required.value} role")

@@ -60,9 +60,7 @@ class LoginThrottle:
             locked_until = entry.get("locked_until", 0)
             if len(failures) >= self.max_failures:
                 locked_until = now + self.lockout
-            self.cache.set(
-                k, {"failures": failures, "locked_until": locked_until}, timeout=self.window + self.lockout
-            )
+            self.cache.set(k, {"failures": failures, "locked_until": locked_until}, timeout=self.window + self.lockout)
 
     def reset(self, keys: Iterable[str]) -> None:
         """Forget the failures of these keys."""

@@ -50,9 +50,7 @@ class User(UserMixin):
 def validate_username(name: str) -> str:
     """Return name if it is a valid user name, else raise ValueError."""
     if not USERNAME_PATTERN.match(name or ""):
-        raise ValueError(
-            "user name must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
-        )
+        raise ValueError("user name must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
     return name
 
 

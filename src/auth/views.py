@@ -75,9 +75,7 @@ def login_submit() -> Response:
 
     if not secrets.compare_digest(request.form.get("csrf_token", ""), session.get("csrf_token", "") or "-"):
         log.warning("login_failed", user=username, address=address, reason="csrf")
-        return _render(
-            400, error="Your sign-in form expired. Please try again.", username=username, next_url=next_url
-        )
+        return _render(400, error="Your sign-in form expired. Please try again.", username=username, next_url=next_url)
 
     wait = throttle.retry_after(keys)
     if wait:
@@ -98,9 +96,7 @@ def login_submit() -> Response:
     if user is None:
         throttle.record_failure(keys)
         log.warning("login_failed", user=username, address=address, reason="bad credentials")
-        return _render(
-            401, error="Unknown user name or wrong password.", username=username, next_url=next_url
-        )
+        return _render(401, error="Unknown user name or wrong password.", username=username, next_url=next_url)
 
     throttle.reset(keys[:1])
     session.clear()  # a fresh session on login prevents session fixation

@@ -37,9 +37,7 @@ def register_error_handlers(server: Flask, callback_map: dict[str, Any], url_bas
             or body["output"] not in callback_map
             or not isinstance(body.get("inputs", []), list)
             or not isinstance(body.get("state", []), list)
-            or not all(
-                isinstance(item, dict | list) for item in [*body.get("inputs", []), *body.get("state", [])]
-            )
+            or not all(isinstance(item, dict | list) for item in [*body.get("inputs", []), *body.get("state", [])])
         ):
             log.warning("bad_callback_request", path=request.path)
             return _json_error(400, "malformed callback request")

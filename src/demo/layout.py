@@ -49,9 +49,7 @@ class SizeSpec:
 SIZES: dict[str, SizeSpec] = {
     "tiny": SizeSpec(8, ("acme", "globex"), ("north", "south"), 1, (1, 2), (3.0, 5.0), 2, 1),
     "small": SizeSpec(96, ("acme", "globex"), ("north", "south"), 3, (1, 3), (12.0, 30.0), 3, 2),
-    "medium": SizeSpec(
-        420, ("acme", "globex", "initech"), ("north", "south", "east"), 4, (1, 3), (12.0, 30.0), 3, 3
-    ),
+    "medium": SizeSpec(420, ("acme", "globex", "initech"), ("north", "south", "east"), 4, (1, 3), (12.0, 30.0), 3, 3),
 }
 
 

@@ -10,7 +10,7 @@ from src.models.coordinate import (
     RunCoordinate,
     validate_part,
 )
-from src.models.coverage import CoverageBreakdown, CoverageStatistics, TemporalData
+from src.models.coverage import CoverageBreakdown, CoverageReport, CoverageStatistics, TemporalData
 from src.models.jobs import DownloadJob, ExtractionJob
 from src.models.state import (
     EXPECTED_EXTRACTION_FILES,
@@ -32,6 +32,7 @@ __all__ = [
     "AnalysisPlots",
     "CloudRawStatus",
     "CoverageBreakdown",
+    "CoverageReport",
     "CoverageStatistics",
     "DataStatus",
     "DownloadJob",

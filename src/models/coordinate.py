@@ -73,8 +73,7 @@ class RunCoordinate:
         parts = path.split("/")
         if len(parts) != len(HIERARCHY_LEVELS):
             raise ValueError(
-                f"coordinate path needs {len(HIERARCHY_LEVELS)} parts "
-                f"({'/'.join(HIERARCHY_LEVELS)}), got {len(parts)}"
+                f"coordinate path needs {len(HIERARCHY_LEVELS)} parts ({'/'.join(HIERARCHY_LEVELS)}), got {len(parts)}"
             )
         return cls(*parts)
 

@@ -137,3 +137,24 @@ class CoverageBreakdown:
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-serialisable dict."""
         return dataclass_to_dict(self)
+
+
+@dataclass
+class CoverageReport:
+    """Everything the coverage view shows for one selection: one service call, one model."""
+
+    filters: dict[str, str]
+    expected_samples_per_bag: int
+    threshold_pct: float
+    temporal: TemporalData
+    statistics: CoverageStatistics
+    breakdown: CoverageBreakdown | None
+    inventory_available: bool
+    inventory_age_seconds: float | None = None
+    stale_since: str | None = None
+    stale_reason: str | None = None
+
+    @property
+    def is_full_selection(self) -> bool:
+        """Tell whether all five filter levels are chosen (each timestamp is then one run)."""
+        return self.breakdown is None

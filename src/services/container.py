@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
 from cachelib import BaseCache
 
 from src.config import Settings
+from src.core.logging import get_logger
 from src.services.data_state import DataStateService
 from src.services.inventory import CloudInventoryService
 from src.services.local_state import LocalStateService
-from src.storage import open_bucket
+from src.services.refresh import InventoryRefresher
+from src.storage import StorageError, open_bucket
+
+log = get_logger("bagboard.services")
 
 
 @dataclass
@@ -23,6 +28,7 @@ class ServiceContainer:
     inventory: CloudInventoryService
     local_state: LocalStateService
     data_state: DataStateService
+    refresher: InventoryRefresher
 
     @classmethod
     def initialize(cls, settings: Settings, shared_cache: BaseCache) -> ServiceContainer:
@@ -41,11 +47,25 @@ class ServiceContainer:
             inventory=inventory,
             local_state=local_state,
             data_state=DataStateService(inventory, local_state, settings.expected_samples_per_bag),
+            refresher=InventoryRefresher(inventory, shared_cache),
         )
 
-    def warm_up(self) -> None:
-        """Load the inventory snapshot if there is one (never lists the buckets)."""
-        self.inventory.get_full_inventory(build_if_missing=False)
+    def warm_up(self) -> threading.Thread | None:
+        """Load the inventory snapshot; if it is missing or unreadable, rebuild it in the background."""
+        if self.inventory.get_full_inventory(build_if_missing=False) is not None:
+            return None
+        if not self.settings.inventory_refresh_on_start:
+            return None
+        thread = threading.Thread(target=self._rebuild_inventory, name="inventory-rebuild", daemon=True)
+        thread.start()
+        return thread
+
+    def _rebuild_inventory(self) -> None:
+        try:
+            # The cross-worker refresh lock lets one worker list while the others load its snapshot.
+            self.inventory.refresh_if_idle()
+        except StorageError as exc:
+            log.warning("inventory_rebuild_on_start_failed", error=str(exc))
 
     def health_facts(self) -> dict[str, Any]:
         """Return cheap facts for /healthz (no bucket calls)."""

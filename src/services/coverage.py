@@ -21,9 +21,7 @@ def gap_percentages(bags: np.ndarray, samples: np.ndarray, expected: int) -> np.
 
 def _time_order(frame: pd.DataFrame) -> pd.DataFrame:
     """Sort parsed timestamps first (by time), then unparseable names lexically."""
-    return frame.assign(_nat=frame["ts_parsed"].isna()).sort_values(
-        ["_nat", "ts_parsed", "timestamp"], kind="stable"
-    )
+    return frame.assign(_nat=frame["ts_parsed"].isna()).sort_values(["_nat", "ts_parsed", "timestamp"], kind="stable")
 
 
 def temporal_data(runs: pd.DataFrame, expected: int) -> TemporalData:
@@ -87,9 +85,7 @@ def coverage_statistics(
             )
         ],
         under_labeled_coordinates=coordinates,
-        samples_without_bags=list(
-            zip(_paths(orphans), orphans["ml_samples"].astype(int).tolist(), strict=True)
-        ),
+        samples_without_bags=list(zip(_paths(orphans), orphans["ml_samples"].astype(int).tolist(), strict=True)),
         threshold_pct=threshold_pct,
     )
 
@@ -125,9 +121,7 @@ def coverage_breakdown(
         .groupby(["child", "day"])
         .agg(raw_bags=("raw_bags", "sum"), ml_samples=("ml_samples", "sum"))
     )
-    per_day["gap"] = gap_percentages(
-        per_day["raw_bags"].to_numpy(), per_day["ml_samples"].to_numpy(), expected
-    )
+    per_day["gap"] = gap_percentages(per_day["raw_bags"].to_numpy(), per_day["ml_samples"].to_numpy(), expected)
     per_day.loc[per_day["raw_bags"] == 0, "gap"] = np.nan
     grid = per_day["gap"].unstack("day").reindex(per_child.index)
     return CoverageBreakdown(

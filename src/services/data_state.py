@@ -6,7 +6,14 @@ from collections.abc import Mapping
 
 import pandas as pd
 
-from src.models import FILTER_LEVELS, CoverageBreakdown, CoverageStatistics, TemporalData, validate_part
+from src.models import (
+    FILTER_LEVELS,
+    CoverageBreakdown,
+    CoverageReport,
+    CoverageStatistics,
+    TemporalData,
+    validate_part,
+)
 from src.services import coverage
 from src.services.inventory import CloudInventoryService
 from src.services.local_state import LocalStateService
@@ -54,9 +61,7 @@ class DataStateService:
         threshold_pct: float = coverage.DEFAULT_THRESHOLD_PCT,
     ) -> CoverageStatistics:
         """Return the KPI figures and the under-labelled runs (worst first)."""
-        return coverage.coverage_statistics(
-            self.runs(filters), self._expected(expected_samples_per_bag), threshold_pct
-        )
+        return coverage.coverage_statistics(self.runs(filters), self._expected(expected_samples_per_bag), threshold_pct)
 
     def get_coverage_breakdown(
         self,
@@ -71,6 +76,32 @@ class DataStateService:
             cleaned,
             self._expected(expected_samples_per_bag),
             threshold_pct,
+        )
+
+    def get_coverage_report(
+        self,
+        filters: Filters | None,
+        expected_samples_per_bag: int | None = None,
+        threshold_pct: float = coverage.DEFAULT_THRESHOLD_PCT,
+    ) -> CoverageReport:
+        """Return the whole coverage view for a selection, reading the inventory once."""
+        cleaned = clean_filters(filters)
+        expected = self._expected(expected_samples_per_bag)
+        if not 0 <= threshold_pct <= 100:
+            raise ValueError("the under-labelled threshold must be between 0 and 100 %")
+        info = self.cloud.get_cache_info()
+        runs = self.cloud.get_temporal_data(cleaned)
+        return CoverageReport(
+            filters=cleaned,
+            expected_samples_per_bag=expected,
+            threshold_pct=threshold_pct,
+            temporal=coverage.temporal_data(runs, expected),
+            statistics=coverage.coverage_statistics(runs, expected, threshold_pct),
+            breakdown=coverage.coverage_breakdown(runs, cleaned, expected, threshold_pct),
+            inventory_available=bool(info.get("available")),
+            inventory_age_seconds=info.get("age_seconds"),
+            stale_since=info.get("stale_since"),
+            stale_reason=info.get("last_error") or info.get("stale_reason"),
         )
 
     def get_filter_options(self, level: str, parent_filters: Filters | None = None) -> list[str]:

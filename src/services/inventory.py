@@ -362,8 +362,7 @@ def list_bucket(label: str, bucket: Bucket, progress: Progress | None = None) ->
             if not k
         ]
         names, sizes, updated, crcs, md5s, generations = (
-            [v for v, k in zip(col, keep, strict=True) if k]
-            for col in (names, sizes, updated, crcs, md5s, generations)
+            [v for v, k in zip(col, keep, strict=True) if k] for col in (names, sizes, updated, crcs, md5s, generations)
         )
         name_array = pa.array(names, type=pa.string())
     table = pa.table(
@@ -446,9 +445,7 @@ def build_inventory(
     columns["rel_name"] = rel
     for name in ("size", "updated", "crc32c", "md5", "generation"):
         columns[name] = table[name]
-    columns["bucket"] = pa.DictionaryArray.from_arrays(
-        pa.array(bucket_code.astype(np.int8)), pa.array(BUCKETS)
-    )
+    columns["bucket"] = pa.DictionaryArray.from_arrays(pa.array(bucket_code.astype(np.int8)), pa.array(BUCKETS))
     columns["kind"] = pa.DictionaryArray.from_arrays(pa.array(kind), pa.array(KINDS))
     objects = _frame_from_table(pa.table(columns))
 
@@ -719,9 +716,7 @@ class CloudInventoryService:
         """Load the snapshot into memory (no listing); return it, or None when there is none."""
         return self._sync()
 
-    def get_full_inventory(
-        self, force_refresh: bool = False, build_if_missing: bool = True
-    ) -> Inventory | None:
+    def get_full_inventory(self, force_refresh: bool = False, build_if_missing: bool = True) -> Inventory | None:
         """Return the inventory, refreshing when forced or marked stale, building when missing."""
         if force_refresh:
             return self.refresh_inventory()
@@ -734,7 +729,7 @@ class CloudInventoryService:
                 return inventory if inventory is not None else self._refresh(None)
         if self._refresh_due():
             try:
-                refreshed = self._refresh_unless_busy()
+                refreshed = self.refresh_if_idle()
             except StorageError as exc:
                 log.warning("inventory_refresh_failed_serving_snapshot", error=str(exc))
             else:
@@ -805,9 +800,7 @@ class CloudInventoryService:
     def get_hierarchy_level(self, level: str, parent_path: tuple[str, ...] = ()) -> list[str]:
         """Return the options at level under parent_path (raw and ml combined), in display order."""
         if level not in HIERARCHY_LEVELS:
-            raise ValueError(
-                f"unknown hierarchy level {level!r}; expected one of {', '.join(HIERARCHY_LEVELS)}"
-            )
+            raise ValueError(f"unknown hierarchy level {level!r}; expected one of {', '.join(HIERARCHY_LEVELS)}")
         depth = HIERARCHY_LEVELS.index(level)
         parent = tuple(parent_path)
         if len(parent) > depth:
@@ -837,9 +830,7 @@ class CloudInventoryService:
             return False
         start, stop = self._bucket_slice(index, lo, bucket_type)
         rel = "/".join(path[len(HIERARCHY_LEVELS) :])
-        for name, kind in zip(
-            index.rel.slice(start, stop - start).to_pylist(), index.kind[start:stop], strict=True
-        ):
+        for name, kind in zip(index.rel.slice(start, stop - start).to_pylist(), index.kind[start:stop], strict=True):
             if kind != INFLIGHT and (name == rel or name.startswith(rel + "/")):
                 return True
         return False
@@ -1014,14 +1005,14 @@ class CloudInventoryService:
         marked_after_error = ((self._stale or {}).get("marked_at") or 0) > self._error.get("at", 0)
         return marked_after_error or self._clock() - self._error.get("at", 0) >= self._retry_interval
 
-    def _refresh_unless_busy(self) -> Inventory | None:
-        """Refresh unless another worker holds the refresh lock (then serve what we have)."""
+    def refresh_if_idle(self, progress: Progress | None = None) -> Inventory | None:
+        """Refresh unless another worker holds the refresh lock (then return None)."""
         token = self._take_refresh_lock()
         if token is None:
             return None
         try:
             with self._refresh_lock:
-                return self._refresh(None)
+                return self._refresh(progress)
         finally:
             self._release_refresh_lock(token)
 

@@ -108,11 +108,7 @@ class LocalStateService:
         except OSError:
             entries = []
         for entry in entries:
-            if (
-                entry.is_dir(follow_symlinks=False)
-                and not entry.name.startswith(".")
-                and _is_part(entry.name)
-            ):
+            if entry.is_dir(follow_symlinks=False) and not entry.name.startswith(".") and _is_part(entry.name):
                 ids.add(entry.name)
         return sorted(ids)
 
@@ -189,9 +185,7 @@ def parse_tracking(path: Path) -> dict[str, dict[str, Any]]:
             f"{path} is corrupt: invalid JSON at line {exc.lineno} column {exc.colno} ({exc.msg})"
         ) from exc
     if not isinstance(data, dict):
-        raise ExportTrackingError(
-            f"{path} is corrupt: expected an object of exports, got {type(data).__name__}"
-        )
+        raise ExportTrackingError(f"{path} is corrupt: expected an object of exports, got {type(data).__name__}")
     result: dict[str, dict[str, Any]] = {}
     for export_id, entry in data.items():
         try:

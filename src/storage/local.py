@@ -135,9 +135,7 @@ class LocalBucket:
         for entry in entries:
             if entry.is_file(follow_symlinks=False) and not is_temp_name(entry.name):
                 return True
-        return any(
-            self._has_objects(Path(entry.path)) for entry in entries if entry.is_dir(follow_symlinks=False)
-        )
+        return any(self._has_objects(Path(entry.path)) for entry in entries if entry.is_dir(follow_symlinks=False))
 
     def _info_from_entry(self, key: str, entry: os.DirEntry[str]) -> ObjectInfo:
         """Describe a listed file without hashing it (listing must stay cheap)."""
@@ -275,9 +273,7 @@ class LocalBucket:
         try:
             final.parent.mkdir(parents=True, exist_ok=True)
         except (FileExistsError, NotADirectoryError):
-            raise StorageError(
-                f"cannot store {final.name}: a parent path is an object in {self.url}"
-            ) from None
+            raise StorageError(f"cannot store {final.name}: a parent path is an object in {self.url}") from None
         self._check_inside(final.parent)
 
     def _prune(self, directory: Path) -> None:

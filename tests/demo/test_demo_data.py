@@ -153,9 +153,7 @@ def test_ros2_bags_are_folders_with_metadata_listing_their_mcaps(demo: Demo) -> 
         assert "storage_identifier: mcap" in meta
 
 
-def test_every_bag_has_the_three_topics_with_the_right_types(
-    demo: Demo, bag_stats: dict[str, BagStats]
-) -> None:
+def test_every_bag_has_the_three_topics_with_the_right_types(demo: Demo, bag_stats: dict[str, BagStats]) -> None:
     for result in demo.summary.bag_results:
         image_kind = "raw" if IMAGE_TOPICS["raw"] in result.msgtypes else "compressed"
         expected = {
@@ -186,9 +184,7 @@ def test_whole_ros2_folders_open_and_sum_their_splits(demo: Demo) -> None:
 
 def test_ros1_bags_open_with_a_ros1_typestore(demo: Demo) -> None:
     ros1 = [r for r in demo.summary.bag_results if r.fmt == "ros1"]
-    with AnyReader(
-        [demo.raw / ros1[0].key], default_typestore=vision_typestore(Stores.ROS1_NOETIC)
-    ) as reader:
+    with AnyReader([demo.raw / ros1[0].key], default_typestore=vision_typestore(Stores.ROS1_NOETIC)) as reader:
         conn = next(c for c in reader.connections if c.topic == TRACKS_TOPIC)
         _, _, raw = next(reader.messages(connections=[conn]))
         assert reader.deserialize(raw, conn.msgtype).header.seq == 0

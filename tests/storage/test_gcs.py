@@ -54,9 +54,7 @@ def test_listings_ask_for_a_field_mask_and_full_pages(bucket: GcsBucket, proxy: 
         assert request.param("maxResults") == "1000"
 
 
-def test_pagination_returns_every_object(
-    bucket: GcsBucket, gcs_stack: EmulatorStack, proxy: RecordingProxy
-) -> None:
+def test_pagination_returns_every_object(bucket: GcsBucket, gcs_stack: EmulatorStack, proxy: RecordingProxy) -> None:
     gcs_stack.seed({f"runs/{i:03d}.bag": b"x" for i in range(50)})
     proxy.set_page_size(7)
 
@@ -111,9 +109,7 @@ def test_fanout_lists_leaves_without_delimiter(
     assert flat == {"c1/r1/", "c1/r2/", "c2/r1/", "c2/r2/"}
 
 
-def test_abandoned_fanout_stops_cleanly(
-    bucket: GcsBucket, gcs_stack: EmulatorStack, proxy: RecordingProxy
-) -> None:
+def test_abandoned_fanout_stops_cleanly(bucket: GcsBucket, gcs_stack: EmulatorStack, proxy: RecordingProxy) -> None:
     gcs_stack.seed(make_tree())
     proxy.set_page_size(3)  # long leaf listings, so work is still in flight when we stop
     proxy.set_latency(0.01)
@@ -149,9 +145,7 @@ def test_transient_errors_during_fanout_are_retried(
     assert {o.name for o in bucket.iter_objects()} == set(tree)
 
 
-def test_persistent_outage_raises_storage_unavailable(
-    gcs_stack: EmulatorStack, proxy: RecordingProxy
-) -> None:
+def test_persistent_outage_raises_storage_unavailable(gcs_stack: EmulatorStack, proxy: RecordingProxy) -> None:
     impatient = DEFAULT_RETRY.with_delay(initial=0.01, maximum=0.02).with_timeout(0.3)
     bucket = open_bucket(f"gs://{gcs_stack.bucket}/scoped", retry=impatient)
     proxy.fail_next(10_000, 503, match=is_listing)

@@ -58,9 +58,7 @@ def test_temp_looking_keys_are_rejected(bucket: LocalBucket, tmp_path: Path) -> 
         bucket.upload(src, "a/.hidden.tmp")
 
 
-def test_symlinked_directory_cannot_be_used_to_escape(
-    bucket: LocalBucket, root: Path, tmp_path: Path
-) -> None:
+def test_symlinked_directory_cannot_be_used_to_escape(bucket: LocalBucket, root: Path, tmp_path: Path) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "secret.bag").write_bytes(b"secret")
@@ -90,11 +88,7 @@ def test_symlinked_file_is_not_an_object(bucket: LocalBucket, root: Path, tmp_pa
 
 
 @settings(max_examples=150, deadline=None)
-@given(
-    key=st.lists(st.sampled_from(["a", "b", ".", "/", "\\", "\x00", "..", ".tmp", "é"]), max_size=8).map(
-        "".join
-    )
-)
+@given(key=st.lists(st.sampled_from(["a", "b", ".", "/", "\\", "\x00", "..", ".tmp", "é"]), max_size=8).map("".join))
 def test_no_key_writes_outside_the_root(key: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)

@@ -23,9 +23,7 @@ pytestmark = pytest.mark.emulator
         ("zz", "/"),
     ],
 )
-def test_name_index_lists_like_the_emulator(
-    gcs_stack: EmulatorStack, prefix: str, delimiter: str | None
-) -> None:
+def test_name_index_lists_like_the_emulator(gcs_stack: EmulatorStack, prefix: str, delimiter: str | None) -> None:
     gcs_stack.seed(make_tree() | {"c1/r1/f1~odd": b"x", "c1/r1/f1.bag": b"y"})
     storage = gcs_stack._server._storage
 

@@ -1,0 +1,71 @@
+"""Raw bags against ML samples per timestamp, with the gap on a second axis."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+
+from src.components.figures import BAD, MUTED, PALETTE, bar_width_ms, base_figure
+from src.models import CoverageReport
+
+TITLE = "Raw bags vs ML samples"
+
+
+def build(report: CoverageReport) -> go.Figure:
+    """Bars of ML samples and of the expected count (bags × expected), gap % as markers."""
+    data = report.temporal
+    placed = [i for i, t in enumerate(data.parsed_times) if t is not None]
+    x = [data.parsed_times[i] for i in placed]
+    expected = [data.raw_bags[i] * data.expected_samples_per_bag for i in placed]
+    hover = [
+        f"{data.timestamps[i]}<br>{data.raw_bags[i]} bags · {data.ml_samples[i]} samples"
+        f"<br>gap {data.gap_percentages[i]:.1f} %"
+        for i in placed
+    ]
+    figure = base_figure(TITLE)
+    figure.add_bar(
+        x=x,
+        y=expected,
+        name="Expected samples (bags × target)",
+        marker_color=MUTED,
+        opacity=0.45,
+        hovertext=hover,
+        hoverinfo="text",
+        customdata=[data.timestamps[i] for i in placed],
+    )
+    figure.add_bar(
+        x=x,
+        y=[data.ml_samples[i] for i in placed],
+        name="ML samples",
+        marker_color=PALETTE[1],
+        hovertext=hover,
+        hoverinfo="text",
+        customdata=[data.timestamps[i] for i in placed],
+    )
+    figure.add_scatter(
+        x=x,
+        y=[data.gap_percentages[i] for i in placed],
+        name="Gap %",
+        mode="markers",
+        marker={"color": BAD, "size": 7, "symbol": "diamond"},
+        yaxis="y2",
+        hovertext=hover,
+        hoverinfo="text",
+        customdata=[data.timestamps[i] for i in placed],
+    )
+    figure.update_traces(width=bar_width_ms(x), selector={"type": "bar"})
+    figure.update_layout(
+        barmode="overlay",
+        bargap=0.15,
+        xaxis={"type": "date", "title": None},
+        yaxis={"title": "samples"},
+        yaxis2={
+            "title": "gap %",
+            "overlaying": "y",
+            "side": "right",
+            "range": [0, 105],
+            "dtick": 25,
+            "showgrid": False,
+        },
+        hovermode="closest",
+    )
+    return figure

@@ -1,0 +1,135 @@
+"""Coverage figures on a hand-built inventory, checked against hand-computed answers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from cachelib import SimpleCache
+
+from src.services.data_state import DataStateService
+from src.services.inventory import CloudInventoryService
+from src.services.local_state import LocalStateService
+from src.storage.local import LocalBucket
+
+NORTH = "acme/north"
+# run -> (bags, samples)
+RUNS = {
+    f"{NORTH}/f1/tw1/lb1/2024-05-01T10-00-00": (2, 34),  # gap 0
+    f"{NORTH}/f1/tw1/lb1/2024-05-01T12-00-00": (1, 0),  # gap 100
+    f"{NORTH}/f1/tw1/lb1/2024-05-03T09-00-00": (2, 17),  # gap exactly 50: not above the threshold
+    f"{NORTH}/f1/tw1/lb1/final-run": (1, 5),  # gap 70.59, name is not a date
+    f"{NORTH}/f2/tw1/lb1/2024-05-01T10-00-00": (1, 20),  # over-labelled: capped in coverage
+    f"{NORTH}/f2/tw1/lb1/2024-05-02T08-00-00": (0, 6),  # samples without bags
+    "acme/south/f9/tw1/lb1/2024-06-01T00-00-00": (3, 10),  # outside the north selection
+}
+
+
+@pytest.fixture
+def data_state(tmp_path: Path) -> DataStateService:
+    raw, ml = tmp_path / "raw", tmp_path / "ml"
+    for run, (bags, samples) in RUNS.items():
+        for i in range(bags):
+            path = raw / run / f"bag_{i}.bag"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(b"x" * 10)
+        for i in range(samples):
+            path = ml / run / f"img_{i:03}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(b"p")
+            path.with_suffix(".json").write_text("{}")
+    inventory = CloudInventoryService(LocalBucket(raw), LocalBucket(ml), tmp_path / "snap.parquet", SimpleCache())
+    inventory.refresh_inventory()
+    return DataStateService(inventory, LocalStateService(tmp_path / "data"), expected_samples_per_bag=17)
+
+
+def test_partial_selection_aggregates_descendants_per_timestamp(data_state):
+    temporal = data_state.get_temporal_coverage_data({"cid": "acme", "regionid": "north"})
+    assert temporal.timestamps == [
+        "2024-05-01T10-00-00",  # f1 and f2 summed: 3 bags, 54 samples
+        "2024-05-01T12-00-00",
+        "2024-05-02T08-00-00",
+        "2024-05-03T09-00-00",
+        "final-run",  # unparseable names come last
+    ]
+    assert temporal.raw_bags == [3, 1, 0, 2, 1]
+    assert temporal.ml_samples == [54, 0, 6, 17, 5]
+    assert temporal.gap_percentages == [0.0, 100.0, 0.0, 50.0, 70.59]
+    assert temporal.parsed_times[-1] is None and temporal.parsed_times[0].hour == 10
+
+
+def test_statistics_match_hand_counts(data_state):
+    stats = data_state.get_coverage_statistics({"cid": "acme", "regionid": "north"})
+    assert stats.total_timestamps == 5
+    assert stats.total_raw_bags == 7
+    assert stats.total_ml_samples == 82
+    assert stats.overall_coverage_pct == 61.34  # 73 of 119 expected, each run capped at its target
+    assert stats.average_gap_pct == 44.12  # (0 + 100 + 50 + 70.59 + 0) / 5 runs with bags
+    assert stats.under_labeled_count == 2
+    assert stats.under_labeled_timestamps == [("2024-05-01T12-00-00", 100.0, 1, 0), ("final-run", 70.59, 1, 5)]
+    assert stats.under_labeled_coordinates == [
+        f"{NORTH}/f1/tw1/lb1/2024-05-01T12-00-00",
+        f"{NORTH}/f1/tw1/lb1/final-run",
+    ]
+    assert stats.samples_without_bags == [(f"{NORTH}/f2/tw1/lb1/2024-05-02T08-00-00", 6)]
+
+
+def test_expected_samples_and_threshold_change_the_answer(data_state):
+    stats = data_state.get_coverage_statistics({"cid": "acme", "regionid": "north"}, 10, threshold_pct=40)
+    # gaps at 10 per bag: 0, 100, 15, 50, 0 -> above 40 %: the empty run and final-run
+    assert [t for t, *_ in stats.under_labeled_timestamps] == ["2024-05-01T12-00-00", "final-run"]
+    assert data_state.get_coverage_statistics({"cid": "acme", "regionid": "north"}, 10).under_labeled_count == 1
+
+
+def test_breakdown_by_next_level_and_day(data_state):
+    breakdown = data_state.get_coverage_breakdown({"cid": "acme", "regionid": "north"})
+    assert breakdown.level == "fieldid"
+    assert breakdown.children == ["f1", "f2"]
+    assert breakdown.runs == [4, 2]
+    assert breakdown.raw_bags == [6, 1]
+    assert breakdown.ml_samples == [56, 26]
+    assert breakdown.gap_percentages == [45.1, 0.0]
+    assert breakdown.under_labeled_counts == [2, 0]
+    assert breakdown.days == ["2024-05-01", "2024-05-02", "2024-05-03"]
+    assert breakdown.day_gaps == [[33.33, None, 50.0], [0.0, None, None]]
+    assert (
+        data_state.get_coverage_breakdown(
+            dict(
+                zip(("cid", "regionid", "fieldid", "twid", "lbid"), ("acme", "north", "f1", "tw1", "lb1"), strict=True)
+            )
+        )
+        is None
+    )
+
+
+def test_top_level_breaks_down_by_customer(data_state):
+    breakdown = data_state.get_coverage_breakdown({})
+    assert breakdown.level == "cid" and breakdown.children == ["acme"]
+    south = data_state.get_coverage_breakdown({"cid": "acme"})
+    assert south.children == ["north", "south"]
+    assert south.gap_percentages[1] == round((1 - 10 / 51) * 100, 2)
+
+
+def test_report_bundles_everything_and_empty_selections_are_explained(data_state):
+    report = data_state.get_coverage_report({"cid": "acme", "regionid": "north"}, 17, 50)
+    assert report.inventory_available and report.statistics.under_labeled_count == 2
+    empty = data_state.get_coverage_report({"cid": "nobody"})
+    assert empty.temporal.timestamps == [] and empty.statistics.total_raw_bags == 0
+
+
+def test_filter_options_cascade_and_bad_values_are_refused(data_state):
+    assert data_state.get_filter_options("cid") == ["acme"]
+    assert data_state.get_filter_options("regionid", {"cid": "acme"}) == ["north", "south"]
+    assert data_state.get_filter_options("fieldid", {"regionid": "north"}) == []  # no parent chosen
+    full = {"cid": "acme", "regionid": "north", "fieldid": "f1", "twid": "tw1", "lbid": "lb1"}
+    assert data_state.get_available_timestamps(full) == [
+        "2024-05-01T10-00-00",
+        "2024-05-01T12-00-00",
+        "2024-05-03T09-00-00",
+        "final-run",
+    ]
+    assert data_state.get_available_timestamps({"cid": "acme"}) == []
+    with pytest.raises(ValueError, match="cid must not contain"):
+        data_state.get_coverage_statistics({"cid": "../etc"})
+    with pytest.raises(ValueError, match="threshold"):
+        data_state.get_coverage_report({}, 17, 150)

@@ -1,0 +1,118 @@
+"""The coverage view's callbacks, called as the browser calls them (no browser needed)."""
+
+from __future__ import annotations
+
+import pytest
+
+from pages.coverage.callbacks import BadInput, parse_controls
+from tests.conftest import post_callback
+
+
+@pytest.fixture
+def seeded(app):
+    result = app.server.test_cli_runner().invoke(args=["demo", "seed", "--size", "tiny"])
+    assert result.exit_code == 0, result.output
+    return app
+
+
+def response_outputs(response) -> dict:
+    return response.get_json()["response"]
+
+
+def test_full_selection_renders_kpis_and_table(client, auth, seeded):
+    auth.login("viewer")
+    runs = seeded.server.extensions["bagboard.services"].inventory.get_runs({"cid": "acme"})
+    first = runs.iloc[0]
+    search = "?" + "&".join(f"{level}={first[level]}" for level in ("cid", "regionid", "fieldid", "twid", "lbid"))
+    response = post_callback(client, seeded, "cov-kpi-bags-value.children", {"url.search": search})
+    assert response.status_code == 200, response.data
+    outputs = response_outputs(response)
+    lbid_runs = runs[
+        (runs["lbid"] == first["lbid"]) & (runs["twid"] == first["twid"]) & (runs["fieldid"] == first["fieldid"])
+    ]
+    assert outputs["cov-kpi-bags-value"]["children"] == f"{int(lbid_runs['raw_bags'].sum()):,}"
+    assert outputs["cov-kpi-timestamps-value"]["children"] == str(len(lbid_runs))
+    # a full selection has no per-child breakdown, so that chart is hidden
+    assert outputs["chart-coverage-coverage-by-child-box"]["style"] == {"display": "none"}
+
+
+def test_changing_expected_samples_rewrites_the_url_and_the_gap(client, auth, seeded):
+    auth.login("viewer")
+    base = post_callback(client, seeded, "cov-kpi-gap-value.children", {"url.search": "?cid=acme"})
+    changed = post_callback(
+        client,
+        seeded,
+        "cov-kpi-gap-value.children",
+        {"url.search": "?cid=acme", "cov-expected.value": 40, "cov-threshold.value": "50"},
+        triggered="cov-expected.value",
+    )
+    before, after = response_outputs(base), response_outputs(changed)
+    assert after["url"]["search"] == "?cid=acme&expected=40"
+    assert float(after["cov-kpi-gap-value"]["children"].rstrip(" %")) > float(
+        before["cov-kpi-gap-value"]["children"].rstrip(" %")
+    )
+
+
+def test_bad_control_values_show_a_message_not_an_error(client, auth, seeded):
+    auth.login("viewer")
+    response = post_callback(
+        client,
+        seeded,
+        "cov-kpi-gap-value.children",
+        {"url.search": "?cid=acme", "cov-expected.value": 0, "cov-threshold.value": "50"},
+        triggered="cov-expected.value",
+    )
+    assert response.status_code == 200
+    assert "between 1 and 1000" in response_outputs(response)["cov-controls-msg"]["children"]
+
+
+def test_traversal_in_the_url_is_ignored(client, auth, seeded):
+    auth.login("viewer")
+    response = post_callback(client, seeded, "cov-kpi-bags-value.children", {"url.search": "?cid=..%2F..&x=1"})
+    assert response.status_code == 200
+    assert response_outputs(response)["url"]["search"] == "?x=1"  # the invalid level was dropped
+
+
+def test_empty_inventory_explains_how_to_build_it(client, auth, app):
+    auth.login("viewer")
+    response = post_callback(client, app, "cov-status.children", {"url.search": ""})
+    assert "No inventory yet" in response.get_data(as_text=True)
+
+
+def test_clicking_an_under_labelled_row_opens_the_run(client, auth, seeded):
+    auth.login("viewer")
+    coordinate = "acme/north/field-01/tw01/lb1/2024-05-14T10-32-00"
+    rows = [{"coordinate": coordinate}]
+    response = post_callback(
+        client,
+        seeded,
+        "url.pathname",
+        {"cov-under-grid.cellClicked": {"rowId": coordinate}, "cov-under-grid.rowData": rows},
+    )
+    outputs = response_outputs(response)
+    assert outputs["url"]["pathname"] == "/run-analysis"
+    assert (
+        outputs["url"]["search"]
+        == "?cid=acme&regionid=north&fieldid=field-01&twid=tw01&lbid=lb1&timestamp=2024-05-14T10-32-00"
+    )
+
+
+def test_only_admins_may_start_a_refresh(client, auth, seeded):
+    auth.login("operator")
+    response = post_callback(client, seeded, "cov-refresh-status.children", {"cov-refresh.n_clicks": 1})
+    assert response.status_code == 403
+    assert seeded.server.extensions["bagboard.services"].refresher.status() is None
+
+
+@pytest.mark.parametrize(
+    ("expected", "threshold", "answer"),
+    [(None, None, (17, 50.0)), ("20", "10", (20, 10.0)), ("", "", (17, 50.0))],
+)
+def test_parse_controls(expected, threshold, answer):
+    assert parse_controls(expected, threshold, 17) == answer
+
+
+@pytest.mark.parametrize(("expected", "threshold"), [("x", 50), (0, 50), (17, 101), (17, "y")])
+def test_parse_controls_refuses_bad_values(expected, threshold):
+    with pytest.raises(BadInput):
+        parse_controls(expected, threshold, 17)
