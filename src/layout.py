@@ -23,7 +23,8 @@ def serve_shell(views: Sequence[View], url_base: str) -> Component:
     role = current_user.role.value if current_user.is_authenticated else ""
     return html.Div(
         [
-            dcc.Location(id="url", refresh=False),
+            # callback-nav: a callback that sets href pushes history and tells every Location (the router too).
+            dcc.Location(id="url", refresh="callback-nav"),
             sidebar(views, name, role, url_base),
             html.Main(id="page-content", className="bb-main"),
         ],

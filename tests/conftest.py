@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -115,25 +116,35 @@ def callback_body():
     return build
 
 
-def find_callback(app, output: str) -> tuple[str, dict]:
-    """Return (key, spec) of the callback whose outputs include output ('id.prop')."""
+def find_callback(app, output: str, via: str | None = None) -> tuple[str, dict]:
+    """Return (key, spec) of the callback with output ('id.prop') among its outputs (and input via)."""
     for key, spec in app.callback_map.items():
         outputs = [part.split("@")[0] for part in key.strip(".").split("...")]
-        if output in outputs:
+        inputs = [f"{item['id']}.{item['property']}" for item in spec["inputs"]]
+        if output in outputs and (via is None or via in inputs):
             return key, spec
     raise KeyError(output)
 
 
-def post_callback(client, app, output: str, values: dict[str, Any], triggered: str | None = None):
+def post_callback(
+    client, app, output: str, values: dict[str, Any], triggered: str | None = None, via: str | None = None
+):
     """Call the callback producing output the way the browser does; values maps 'id.prop' to a value."""
-    key, spec = find_callback(app, output)
+    key, spec = find_callback(app, output, via)
     outputs = []
     for part in key.strip(".").split("..."):
         component, prop = part.rsplit(".", 1)
-        outputs.append({"id": component, "property": prop})
+        outputs.append({"id": parse_id(component), "property": prop})
 
     def fill(items: list[dict]) -> list[dict]:
-        return [{**item, "value": values.get(f"{item['id']}.{item['property']}")} for item in items]
+        return [
+            {
+                "id": parse_id(item["id"]),
+                "property": item["property"],
+                "value": values.get(f"{item['id']}.{item['property']}"),
+            }
+            for item in items
+        ]
 
     body = {
         "output": key,
@@ -143,3 +154,8 @@ def post_callback(client, app, output: str, values: dict[str, Any], triggered: s
         "changedPropIds": [triggered] if triggered else [f"{i['id']}.{i['property']}" for i in spec["inputs"]],
     }
     return client.post("/_dash-update-component", json=body)
+
+
+def parse_id(component: str) -> str | dict:
+    """Turn a pattern-matching id's JSON back into the dict the browser sends."""
+    return json.loads(component) if component.startswith("{") else component

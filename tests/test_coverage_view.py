@@ -7,6 +7,9 @@ import pytest
 from pages.coverage.callbacks import BadInput, parse_controls
 from tests.conftest import post_callback
 
+COV_SEARCH = '{"type":"filter-url","view":"coverage"}.search'
+COV_URL = '{"type":"filter-url","view":"coverage"}'
+
 
 @pytest.fixture
 def seeded(app):
@@ -24,7 +27,7 @@ def test_full_selection_renders_kpis_and_table(client, auth, seeded):
     runs = seeded.server.extensions["bagboard.services"].inventory.get_runs({"cid": "acme"})
     first = runs.iloc[0]
     search = "?" + "&".join(f"{level}={first[level]}" for level in ("cid", "regionid", "fieldid", "twid", "lbid"))
-    response = post_callback(client, seeded, "cov-kpi-bags-value.children", {"url.search": search})
+    response = post_callback(client, seeded, "cov-kpi-bags-value.children", {COV_SEARCH: search})
     assert response.status_code == 200, response.data
     outputs = response_outputs(response)
     lbid_runs = runs[
@@ -38,16 +41,16 @@ def test_full_selection_renders_kpis_and_table(client, auth, seeded):
 
 def test_changing_expected_samples_rewrites_the_url_and_the_gap(client, auth, seeded):
     auth.login("viewer")
-    base = post_callback(client, seeded, "cov-kpi-gap-value.children", {"url.search": "?cid=acme"})
+    base = post_callback(client, seeded, "cov-kpi-gap-value.children", {COV_SEARCH: "?cid=acme"})
     changed = post_callback(
         client,
         seeded,
         "cov-kpi-gap-value.children",
-        {"url.search": "?cid=acme", "cov-expected.value": 40, "cov-threshold.value": "50"},
+        {COV_SEARCH: "?cid=acme", "cov-expected.value": 40, "cov-threshold.value": "50"},
         triggered="cov-expected.value",
     )
     before, after = response_outputs(base), response_outputs(changed)
-    assert after["url"]["search"] == "?cid=acme&expected=40"
+    assert after[COV_URL]["search"] == "?cid=acme&expected=40"
     assert float(after["cov-kpi-gap-value"]["children"].rstrip(" %")) > float(
         before["cov-kpi-gap-value"]["children"].rstrip(" %")
     )
@@ -59,7 +62,7 @@ def test_bad_control_values_show_a_message_not_an_error(client, auth, seeded):
         client,
         seeded,
         "cov-kpi-gap-value.children",
-        {"url.search": "?cid=acme", "cov-expected.value": 0, "cov-threshold.value": "50"},
+        {COV_SEARCH: "?cid=acme", "cov-expected.value": 0, "cov-threshold.value": "50"},
         triggered="cov-expected.value",
     )
     assert response.status_code == 200
@@ -68,14 +71,14 @@ def test_bad_control_values_show_a_message_not_an_error(client, auth, seeded):
 
 def test_traversal_in_the_url_is_ignored(client, auth, seeded):
     auth.login("viewer")
-    response = post_callback(client, seeded, "cov-kpi-bags-value.children", {"url.search": "?cid=..%2F..&x=1"})
+    response = post_callback(client, seeded, "cov-kpi-bags-value.children", {COV_SEARCH: "?cid=..%2F..&x=1"})
     assert response.status_code == 200
-    assert response_outputs(response)["url"]["search"] == "?x=1"  # the invalid level was dropped
+    assert response_outputs(response)[COV_URL]["search"] == "?x=1"  # the invalid level was dropped
 
 
 def test_empty_inventory_explains_how_to_build_it(client, auth, app):
     auth.login("viewer")
-    response = post_callback(client, app, "cov-status.children", {"url.search": ""})
+    response = post_callback(client, app, "cov-status.children", {COV_SEARCH: ""})
     assert "No inventory yet" in response.get_data(as_text=True)
 
 
@@ -86,14 +89,13 @@ def test_clicking_an_under_labelled_row_opens_the_run(client, auth, seeded):
     response = post_callback(
         client,
         seeded,
-        "url.pathname",
+        "url.href",
         {"cov-under-grid.cellClicked": {"rowId": coordinate}, "cov-under-grid.rowData": rows},
+        via="cov-under-grid.cellClicked",
     )
     outputs = response_outputs(response)
-    assert outputs["url"]["pathname"] == "/run-analysis"
-    assert (
-        outputs["url"]["search"]
-        == "?cid=acme&regionid=north&fieldid=field-01&twid=tw01&lbid=lb1&timestamp=2024-05-14T10-32-00"
+    assert outputs["url"]["href"] == (
+        "/run-analysis?cid=acme&regionid=north&fieldid=field-01&twid=tw01&lbid=lb1&timestamp=2024-05-14T10-32-00"
     )
 
 

@@ -9,10 +9,10 @@ from dash import Dash, Input, Output, State, ctx, html, no_update
 from dash.exceptions import PreventUpdate
 
 from pages.coverage.charts import CHARTS
-from pages.coverage.layout import EXPECTED_RANGE, KPIS
+from pages.coverage.layout import EXPECTED_RANGE, KPIS, VIEW_KEY
 from src.auth import Role, current_actor, require_role
 from src.components.cards import empty_state
-from src.components.filter_bar import build_search, filters_from_query, parse_query
+from src.components.filter_bar import build_search, filter_url_id, filters_from_query, parse_query
 from src.core.extensions import get_services
 from src.core.logging import get_logger
 from src.formatting import format_age
@@ -22,6 +22,8 @@ from src.services.coverage import DEFAULT_THRESHOLD_PCT
 log = get_logger("bagboard.coverage")
 HIDDEN, SHOWN = {"display": "none"}, {}
 RUN_VIEW_PATH = "/run-analysis"
+BREAKDOWN_CHART = "chart-coverage-coverage-by-child"
+FILTER_URL_ID = filter_url_id(VIEW_KEY)
 # KPI values, banner, status, a figure and a box style per chart, grid rows, row count, findings.
 RENDER_OUTPUTS = len(KPIS) + 2 + 2 * len(CHARTS) + 3
 
@@ -169,7 +171,7 @@ def register_callbacks(app: Dash) -> None:
     box_outputs = [Output(f"{chart.element_id}-box", "style") for chart in CHARTS]
 
     @app.callback(
-        Output("url", "search", allow_duplicate=True),
+        Output(FILTER_URL_ID, "search", allow_duplicate=True),
         Output("cov-expected", "value"),
         Output("cov-threshold", "value"),
         Output("cov-controls-msg", "children"),
@@ -181,7 +183,7 @@ def register_callbacks(app: Dash) -> None:
         Output("cov-under-grid", "rowData"),
         Output("cov-under-count", "children"),
         Output("cov-findings", "children"),
-        Input("url", "search"),
+        Input(FILTER_URL_ID, "search"),
         Input("cov-expected", "value"),
         Input("cov-threshold", "value"),
         Input("cov-refreshed", "data"),
@@ -207,22 +209,22 @@ def register_callbacks(app: Dash) -> None:
         if threshold_value != DEFAULT_THRESHOLD_PCT:
             extra["threshold"] = f"{threshold_value:g}"
         new_search = build_search(report.filters, extra)
+        # Never write back into a control the user is typing in; only a URL change sets the controls.
         return (
             new_search if new_search != (search or "") else no_update,
-            expected_value,
-            f"{threshold_value:g}",
+            no_update if from_controls else expected_value,
+            no_update if from_controls else f"{threshold_value:g}",
             "",
             *render(report),
         )
 
     @app.callback(
-        Output("url", "pathname", allow_duplicate=True),
-        Output("url", "search", allow_duplicate=True),
+        Output("url", "href", allow_duplicate=True),
         Input("cov-under-grid", "cellClicked"),
         State("cov-under-grid", "rowData"),
         prevent_initial_call=True,
     )
-    def open_run(cell: dict | None, rows: list[dict] | None) -> tuple[str, str]:
+    def open_run(cell: dict | None, rows: list[dict] | None) -> str:
         if not cell or rows is None:
             raise PreventUpdate
         # Rows are keyed by coordinate (getRowId), so sorting or filtering the grid cannot pick the wrong run.
@@ -232,23 +234,27 @@ def register_callbacks(app: Dash) -> None:
         return run_link(coordinate)
 
     @app.callback(
-        Output("url", "pathname", allow_duplicate=True),
-        Output("url", "search", allow_duplicate=True),
+        Output("url", "href", allow_duplicate=True),
+        Output(FILTER_URL_ID, "search", allow_duplicate=True),
         *[Input(chart.element_id, "clickData") for chart in CHARTS],
-        State("url", "search"),
+        State(FILTER_URL_ID, "search"),
         prevent_initial_call=True,
     )
-    def follow_chart_click(*args: Any) -> tuple[str, str]:
+    def follow_chart_click(*args: Any) -> tuple[Any, Any]:
         *clicks, search = args
         point = next((c["points"][0] for c in clicks if c and c.get("points")), None)
         if point is None or "customdata" not in point:
             raise PreventUpdate
         filters = filters_from_query(parse_query(search))
-        if ctx.triggered_id == "chart-coverage-coverage-by-child" and len(filters) < len(FILTER_LEVELS):
-            child = point["customdata"]
-            return no_update, build_search({**filters, FILTER_LEVELS[len(filters)]: str(child)})
+        if ctx.triggered_id == BREAKDOWN_CHART and len(filters) < len(FILTER_LEVELS):
+            # Drill into the clicked child: the next filter level takes its value.
+            return (
+                no_update,
+                no_update,
+                build_search({**filters, FILTER_LEVELS[len(filters)]: str(point["customdata"])}),
+            )
         if len(filters) == len(FILTER_LEVELS):
-            return run_link(RunCoordinate.from_filters(filters, str(point["customdata"])).to_path_str())
+            return run_link(RunCoordinate.from_filters(filters, str(point["customdata"])).to_path_str()), no_update
         raise PreventUpdate
 
     @app.callback(
@@ -287,7 +293,7 @@ def register_callbacks(app: Dash) -> None:
         return f"Refresh {outcome}: {status.get('message', '')}", True, status.get("finished_at")
 
 
-def run_link(coordinate: str) -> tuple[str, str]:
-    """Return the run analysis path and query for a coordinate path."""
+def run_link(coordinate: str) -> str:
+    """Return the run analysis link (path and query) for a coordinate path."""
     coord = RunCoordinate.from_path(coordinate)
-    return RUN_VIEW_PATH, build_search(coord.filters(), {"timestamp": coord.timestamp})
+    return RUN_VIEW_PATH + build_search(coord.filters(), {"timestamp": coord.timestamp})

@@ -12,6 +12,7 @@ from src.components.cards import kpi_card, kpi_row, page_header
 from src.components.filter_bar import filter_bar, filters_from_query
 from src.services.coverage import DEFAULT_THRESHOLD_PCT
 
+VIEW_KEY = "coverage"
 KPIS = (
     ("cov-kpi-timestamps", "Timestamps"),
     ("cov-kpi-bags", "Raw bags"),
@@ -47,7 +48,7 @@ def layout(expected: str | None = None, threshold: str | None = None, **query: s
     return html.Div(
         [
             page_header("Temporal coverage", "Raw bags against labelled ML samples, per recording timestamp."),
-            filter_bar(filters),
+            filter_bar(VIEW_KEY, filters),
             controls(expected, threshold, is_admin),
             html.Div(id="cov-banner"),
             dcc.Store(id="cov-refreshed"),
@@ -158,7 +159,7 @@ def under_labelled_table() -> dbc.Card:
                     dashGridOptions={
                         "pagination": True,
                         "paginationPageSize": 20,
-                        "rowSelection": "single",
+                        "rowSelection": {"mode": "singleRow", "checkboxes": False},
                         "animateRows": False,
                     },
                     getRowId="params.data.coordinate",

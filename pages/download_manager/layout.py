@@ -9,6 +9,7 @@ from src.auth import Role, current_actor
 from src.components.cards import empty_state, kpi_card, kpi_row, page_header
 from src.components.filter_bar import filter_bar, filters_from_query
 
+VIEW_KEY = "download-manager"
 KPIS = (
     ("dm-kpi-runs", "Runs"),
     ("dm-kpi-cloud", "In the cloud"),
@@ -27,7 +28,7 @@ def layout(**query: str) -> html.Div:
     return html.Div(
         [
             page_header("Download manager", "Where every run stands, and the jobs that move data."),
-            filter_bar(filters),
+            filter_bar(VIEW_KEY, filters),
             kpi_row([kpi_card(title, "—", card_id=card_id) for card_id, title in KPIS]),
             html.Div(empty_state("No runs to show yet."), id="dm-table"),
             dbc.Tabs(

@@ -8,6 +8,7 @@ from dash import dcc, html
 from src.components.cards import empty_state, kpi_card, kpi_row, page_header
 from src.components.filter_bar import filter_bar, filters_from_query
 
+VIEW_KEY = "run-analysis"
 KPIS = (
     ("ra-kpi-fps", "Mean FPS"),
     ("ra-kpi-latency", "Mean latency"),
@@ -25,7 +26,7 @@ def layout(**query: str) -> html.Div:
     return html.Div(
         [
             page_header("Run analysis", "Take one run from the cloud to charts."),
-            filter_bar(filters),
+            filter_bar(VIEW_KEY, filters),
             dbc.Row(
                 dbc.Col(
                     [

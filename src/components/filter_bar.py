@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from urllib.parse import parse_qs, urlencode
 
 import dash_bootstrap_components as dbc
-from dash import Dash, Input, Output, ctx, dcc, html, no_update
+from dash import ALL, MATCH, Dash, Input, Output, ctx, dcc, html, no_update
 
 from src.models import FILTER_LEVELS, validate_part
 
@@ -14,9 +14,14 @@ LEVEL_LABELS = {"cid": "Customer", "regionid": "Region", "fieldid": "Field", "tw
 OptionsProvider = Callable[[str, dict[str, str]], list[str]]
 
 
-def filter_id(level: str) -> str:
-    """Return the component id of a level's dropdown."""
-    return f"filter-{level}"
+def filter_id(view: str, level: str) -> dict[str, str]:
+    """Return the pattern-matching id of a view's dropdown for one level."""
+    return {"type": "filter", "view": view, "level": level}
+
+
+def filter_url_id(view: str) -> dict[str, str]:
+    """Return the id of the Location inside a view's filter bar."""
+    return {"type": "filter-url", "view": view}
 
 
 def parse_query(search: str | None) -> dict[str, str]:
@@ -51,19 +56,19 @@ def build_search(filters: Mapping[str, str], extra: Mapping[str, str] | None = N
     return "?" + urlencode(params) if params else ""
 
 
-def filter_bar(filters: Mapping[str, str]) -> html.Div:
-    """Return the filter bar with the given initial selection."""
+def filter_bar(view: str, filters: Mapping[str, str]) -> html.Div:
+    """Return a view's filter bar with the given initial selection."""
     columns = [
         dbc.Col(
             [
-                html.Label(LEVEL_LABELS[level], htmlFor=filter_id(level)),
+                html.Label(LEVEL_LABELS[level], className="bb-field-label"),
                 dcc.Dropdown(
-                    id=filter_id(level),
+                    id=filter_id(view, level),
                     value=filters.get(level),
                     options=[{"label": filters[level], "value": filters[level]}] if filters.get(level) else [],
                     placeholder="All",
                     clearable=True,
-                    persistence=False,
+                    className=f"bb-filter-{level}",
                 ),
             ],
             xs=12,
@@ -72,34 +77,37 @@ def filter_bar(filters: Mapping[str, str]) -> html.Div:
         )
         for level in FILTER_LEVELS
     ]
-    return html.Div(dbc.Row(columns, className="g-2"), className="bb-filter-bar", id="filter-bar")
+    # Each view's bar carries its own Location, with ids scoped to the view, so a callback that reads the
+    # selection only ever has inputs from one page (Dash refuses callbacks whose inputs are half missing).
+    return html.Div(
+        [dcc.Location(id=filter_url_id(view), refresh="callback-nav"), dbc.Row(columns, className="g-2")],
+        className="bb-filter-bar",
+    )
 
 
 def register_filter_callbacks(app: Dash, options_provider: Callable[[], OptionsProvider | None]) -> None:
-    """Keep dropdowns, their options and the URL query string in step."""
-    level_inputs = [Input(filter_id(level), "value") for level in FILTER_LEVELS]
+    """Keep every view's dropdowns, their options and the URL query string in step."""
 
     @app.callback(
-        Output("url", "search", allow_duplicate=True),
-        *[Output(filter_id(level), "value") for level in FILTER_LEVELS],
-        *[Output(filter_id(level), "options") for level in FILTER_LEVELS],
-        Input("url", "search"),
-        *level_inputs,
+        Output(filter_url_id(MATCH), "search", allow_duplicate=True),
+        Output(filter_id(MATCH, ALL), "value"),
+        Output(filter_id(MATCH, ALL), "options"),
+        Input(filter_url_id(MATCH), "search"),
+        Input(filter_id(MATCH, ALL), "value"),
         prevent_initial_call="initial_duplicate",
     )
-    def sync_filters(search: str | None, *values: str | None) -> tuple:
+    def sync_filters(search: str | None, values: list[str | None]) -> tuple:
         query = parse_query(search)
-        triggered = {prop.split(".")[0] for prop in ctx.triggered_prop_ids}
+        triggered = ctx.triggered_id
         # One dropdown changed by the user; a fresh page (all dropdowns at once) or a URL change reads the URL.
-        if len(triggered) == 1 and ctx.triggered_id in {filter_id(level) for level in FILTER_LEVELS}:
-            changed = FILTER_LEVELS.index(ctx.triggered_id.removeprefix("filter-"))
+        if len(ctx.triggered_prop_ids) == 1 and isinstance(triggered, dict) and triggered.get("type") == "filter":
+            changed = FILTER_LEVELS.index(triggered["level"])
             # Choosing a level clears the levels below it.
-            chosen = {level: v for level, v in zip(FILTER_LEVELS, values, strict=True) if v}
             filters: dict[str, str] = {}
-            for level in FILTER_LEVELS[: changed + 1]:
-                if not chosen.get(level):
+            for level, value in zip(FILTER_LEVELS[: changed + 1], values, strict=False):
+                if not value:
                     break
-                filters[level] = chosen[level]
+                filters[level] = value
         else:
             filters = parse_filters(search)
         extra = {key: value for key, value in query.items() if key not in FILTER_LEVELS}
@@ -108,11 +116,10 @@ def register_filter_callbacks(app: Dash, options_provider: Callable[[], OptionsP
         options: list[list[dict[str, str]]] = []
         for index, level in enumerate(FILTER_LEVELS):
             parent = dict(list(filters.items())[:index])
-            reachable = index == 0 or len(parent) == index
+            reachable = len(parent) == index
             names = provider(level, parent) if provider and reachable else []
             if filters.get(level) and filters[level] not in names:
                 names = [filters[level], *names]  # keep a bookmarked value visible even if it vanished
             options.append([{"label": name, "value": name} for name in names])
-        values_out = [filters.get(level) for level in FILTER_LEVELS]
         search_out = new_search if new_search != (search or "") else no_update
-        return (search_out, *values_out, *options)
+        return search_out, [filters.get(level) for level in FILTER_LEVELS], options
