@@ -8,14 +8,19 @@ import pandas as pd
 
 from src.models import (
     FILTER_LEVELS,
+    HIERARCHY_LEVELS,
+    CloudRawStatus,
     CoverageBreakdown,
     CoverageReport,
     CoverageStatistics,
+    RunCoordinate,
+    RunState,
     TemporalData,
     validate_part,
 )
 from src.services import coverage
 from src.services.inventory import CloudInventoryService
+from src.services.local_scan import ANALYSIS_DIR, ANALYSIS_SUMMARY, LocalScan
 from src.services.local_state import LocalStateService
 
 Filters = Mapping[str, str | None]
@@ -104,6 +109,50 @@ class DataStateService:
             stale_reason=info.get("last_error") or info.get("stale_reason"),
         )
 
+    # pages 2 and 3: run state ------------------------------------------------------------------
+
+    def generate_coordinates_from_filters(self, filters: Filters | None) -> list[RunCoordinate]:
+        """Return every run under the (possibly partial) filter, in hierarchy and time order."""
+        runs = self.cloud.get_temporal_data(clean_filters(filters))
+        return [RunCoordinate(*values) for values in runs[list(HIERARCHY_LEVELS)].itertuples(index=False)]
+
+    def get_complete_run_state(self, coord: RunCoordinate) -> RunState:
+        """Return one run's cloud, local and extraction state with the next pipeline action."""
+        return RunState.derive(
+            coord,
+            self.cloud.get_raw_bags_info(coord),
+            self.local.check_raw_downloaded(coord),
+            self.local.check_extracted(coord),
+            analyzed=(self.local.processed_path(coord) / ANALYSIS_DIR / ANALYSIS_SUMMARY).is_file(),
+        )
+
+    def get_state_overview_data(self, coords: list[RunCoordinate], filters: Filters | None = None) -> list[dict]:
+        """Return one overview row per run; one directory walk serves every local look-up."""
+        cleaned = clean_filters(filters)
+        scan = LocalScan(self.local.data_root, cleaned)
+        runs = self.cloud.get_runs(cleaned)
+        cloud = {
+            "/".join(values[:6]): values[6:]
+            for values in runs[[*HIERARCHY_LEVELS, "raw_bags", "raw_bytes", "ml_samples"]].itertuples(index=False)
+        }
+        rows = []
+        for coord in coords:
+            bags, size, samples = cloud.get(coord.to_path_str(), (0, 0, 0))
+            state = RunState.derive(
+                coord,
+                CloudRawStatus(exists=bags > 0, bag_count=int(bags), bag_names=[], total_size=int(size)),
+                scan.check_raw_downloaded(coord),
+                scan.check_extracted(coord),
+                analyzed=scan.is_analyzed(coord),
+            )
+            rows.append(overview_row(state, int(samples)))
+        return rows
+
+    def get_state_overview(self, filters: Filters | None) -> list[dict]:
+        """Return the overview rows of every run under the filter (the download manager's table)."""
+        cleaned = clean_filters(filters)
+        return self.get_state_overview_data(self.generate_coordinates_from_filters(cleaned), cleaned)
+
     def get_filter_options(self, level: str, parent_filters: Filters | None = None) -> list[str]:
         """Return the options of a filter level under its parents, from the inventory only."""
         if level not in FILTER_LEVELS and level != "timestamp":
@@ -127,3 +176,21 @@ class DataStateService:
         if expected <= 0:
             raise ValueError("expected samples per bag must be positive")
         return expected
+
+
+def overview_row(state: RunState, cloud_samples: int) -> dict:
+    """Flatten a run state into a table row."""
+    return {
+        "coordinate": state.coordinate.to_path_str(),
+        "timestamp": state.coordinate.timestamp,
+        "cloud_bags": state.cloud_raw_status.bag_count,
+        "cloud_bytes": state.cloud_raw_status.total_size,
+        "cloud_samples": cloud_samples,
+        "local_bags": state.local_raw_status.bag_count,
+        "downloaded": state.local_raw_status.downloaded,
+        "extracted": state.extraction_status.extracted,
+        "analyzed": state.analyzed,
+        "status": state.pipeline_status.value,
+        "next_action": state.next_action.value,
+        "blocked": state.blocked_reason or "",
+    }
