@@ -99,23 +99,6 @@ def auth(client: FlaskClient) -> AuthActions:
     return AuthActions(client)
 
 
-@pytest.fixture
-def callback_body():
-    """Build the JSON body Dash's renderer posts to /_dash-update-component."""
-
-    def build(output: str, inputs: list[dict], state: list[dict] | None = None) -> dict:
-        out_id, out_prop = output.rsplit(".", 1)
-        return {
-            "output": output,
-            "outputs": {"id": out_id, "property": out_prop},
-            "inputs": inputs,
-            "state": state or [],
-            "changedPropIds": [f"{i['id']}.{i['property']}" for i in inputs],
-        }
-
-    return build
-
-
 def find_callback(app, output: str, via: str | None = None) -> tuple[str, dict]:
     """Return (key, spec) of the callback with output ('id.prop') among its outputs (and input via)."""
     for key, spec in app.callback_map.items():

@@ -160,12 +160,13 @@ def test_users_cli_add_list_set_role_remove(app, settings):
     assert UserStore(settings.users_file).get("ann") is None
 
 
-def test_role_changes_apply_to_open_sessions(client, auth, settings, callback_body):
+def test_role_changes_apply_to_open_sessions(app, client, auth, settings):
+    from tests.test_security import start_download
+
     auth.login("operator")
-    body = callback_body("dm-action-msg.children", [{"id": "dm-start-download", "property": "n_clicks", "value": 1}])
-    assert client.post("/_dash-update-component", json=body).status_code == 200
+    assert start_download(client, app).status_code == 200
     UserStore(settings.users_file).set_role("operator", Role.VIEWER)
-    assert client.post("/_dash-update-component", json=body).status_code == 403
+    assert start_download(client, app).status_code == 403
 
 
 def test_removed_user_loses_the_session(client, auth, settings):

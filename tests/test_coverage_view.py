@@ -103,7 +103,28 @@ def test_only_admins_may_start_a_refresh(client, auth, seeded):
     auth.login("operator")
     response = post_callback(client, seeded, "cov-refresh-status.children", {"cov-refresh.n_clicks": 1})
     assert response.status_code == 403
-    assert seeded.server.extensions["bagboard.services"].refresher.status() is None
+    assert seeded.server.extensions["bagboard.services"].jobs.registry.list() == []
+
+
+def test_an_admin_refresh_runs_as_a_job_and_re_renders(client, auth, seeded):
+    import time
+
+    auth.login("admin")
+    started = post_callback(client, seeded, "cov-refresh-status.children", {"cov-refresh.n_clicks": 1})
+    job_id = response_outputs(started)["cov-refresh-job"]["data"]
+    registry = seeded.server.extensions["bagboard.services"].jobs.registry
+    deadline = time.monotonic() + 20
+    while registry.get(job_id).is_active and time.monotonic() < deadline:
+        time.sleep(0.1)
+    polled = post_callback(
+        client,
+        seeded,
+        "cov-refreshed.data",
+        {"cov-refresh-tick.n_intervals": 1, "cov-refresh-job.data": job_id},
+    )
+    outputs = response_outputs(polled)
+    assert outputs["cov-refresh-status"]["children"] == "Refreshed: 8 runs."
+    assert outputs["cov-refreshed"]["data"] == job_id
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,8 @@ import re
 
 import pytest
 
+from tests.conftest import post_callback
+
 PUBLIC = {"/login", "/logout", "/healthz", "/_favicon.ico"}
 DASH_INTERNAL = ("/_dash-layout", "/_dash-dependencies", "/_dash-update-component", "/_reload-hash")
 
@@ -73,20 +75,41 @@ def test_health_reports_version_and_echoes_request_id(client):
     assert re.fullmatch(r"[0-9a-f]{32}", generated)
 
 
-def test_viewer_forging_an_operator_callback_is_refused(client, auth, callback_body):
+FORGED = {
+    "dm-start-download.n_clicks": 1,
+    "dm-grid.selectedRows": [{"coordinate": "acme/north/field-01/tw01/lb1/2024-05-14T10-32-00"}],
+    "dm-conflict.value": "overwrite",
+}
+
+
+def start_download(client, app):
+    return post_callback(client, app, "dm-action-msg.children", FORGED, via="dm-start-download.n_clicks")
+
+
+def test_viewer_forging_an_operator_callback_is_refused_and_nothing_runs(app, client, auth):
     auth.login("viewer")
-    body = callback_body("dm-action-msg.children", [{"id": "dm-start-download", "property": "n_clicks", "value": 1}])
-    response = client.post("/_dash-update-component", json=body)
+    response = start_download(client, app)
     assert response.status_code == 403
     assert "operator role" in response.get_json()["error"]
-    assert "Select runs" not in response.get_data(as_text=True)
+    assert app.server.extensions["bagboard.services"].jobs.registry.list() == []
 
 
-def test_operator_may_run_the_same_callback(client, auth, callback_body):
+def test_operator_may_run_the_same_callback(app, client, auth):
     auth.login("operator")
-    body = callback_body("dm-action-msg.children", [{"id": "dm-start-download", "property": "n_clicks", "value": 1}])
-    response = client.post("/_dash-update-component", json=body)
-    assert response.status_code == 200 and "Select runs" in response.get_data(as_text=True)
+    response = start_download(client, app)
+    assert response.status_code == 200
+    jobs = app.server.extensions["bagboard.services"].jobs.registry.list()
+    assert [(job.kind.value, job.target, job.started_by) for job in jobs] == [
+        ("download", "acme/north/field-01/tw01/lb1/2024-05-14T10-32-00", "operator")
+    ]
+
+
+def test_forged_coordinates_are_refused_before_any_path_is_built(app, client, auth):
+    auth.login("operator")
+    values = {**FORGED, "dm-grid.selectedRows": [{"coordinate": "acme/../../etc/passwd/x/y"}]}
+    response = post_callback(client, app, "dm-action-msg.children", values, via="dm-start-download.n_clicks")
+    assert response.status_code == 400
+    assert app.server.extensions["bagboard.services"].jobs.registry.list() == []
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,8 @@ from src.components.filter_bar import build_search, filter_url_id, filters_from_
 from src.core.extensions import get_services
 from src.core.logging import get_logger
 from src.formatting import format_age
-from src.models import FILTER_LEVELS, CoverageReport, RunCoordinate
+from src.jobs.base import JobKind
+from src.models import FILTER_LEVELS, CoverageReport, ProcessingStatus, RunCoordinate
 from src.services.coverage import DEFAULT_THRESHOLD_PCT
 
 log = get_logger("bagboard.coverage")
@@ -268,29 +269,35 @@ def register_callbacks(app: Dash) -> None:
     @app.callback(
         Output("cov-refresh-status", "children"),
         Output("cov-refresh-tick", "disabled"),
+        Output("cov-refresh-job", "data"),
         Input("cov-refresh", "n_clicks"),
         prevent_initial_call=True,
     )
     @require_role(Role.ADMIN)
-    def start_refresh(_clicks: int | None) -> tuple[str, bool]:
-        status = get_services().refresher.start(current_actor())
-        return f"Refreshing: {status['message']}", False
+    def start_refresh(_clicks: int | None) -> tuple[str, bool, str]:
+        job = get_services().jobs.submit(
+            JobKind.INVENTORY_REFRESH, "inventory", {}, current_actor(), required_role=Role.ADMIN
+        )
+        return "Refresh started…", False, job.id
 
     @app.callback(
         Output("cov-refresh-status", "children", allow_duplicate=True),
         Output("cov-refresh-tick", "disabled", allow_duplicate=True),
         Output("cov-refreshed", "data"),
         Input("cov-refresh-tick", "n_intervals"),
+        State("cov-refresh-job", "data"),
         prevent_initial_call=True,
     )
-    def poll_refresh(_ticks: int | None) -> tuple[str, bool, Any]:
-        status = get_services().refresher.status() or {}
-        state = status.get("state")
-        if state == "running":
-            return f"Refreshing: {status.get('message')} ({status.get('objects', 0):,} objects)", False, no_update
-        outcome = "finished" if state == "done" else "failed"
-        # A new value in the store re-renders the view from the new inventory.
-        return f"Refresh {outcome}: {status.get('message', '')}", True, status.get("finished_at")
+    def poll_refresh(_ticks: int | None, job_id: str | None) -> tuple[str, bool, Any]:
+        job = get_services().jobs.registry.get(job_id) if job_id else None
+        if job is None:
+            return "", True, no_update
+        if job.is_active:
+            return f"Refreshing: {job.message or 'starting'}", False, no_update
+        if job.status is ProcessingStatus.COMPLETE:
+            # A new value in the store re-renders the view from the new inventory.
+            return f"Refreshed: {job.result.get('runs', 0):,} runs.", True, job.id
+        return f"Refresh failed: {job.error}", True, no_update
 
 
 def run_link(coordinate: str) -> str:

@@ -52,6 +52,7 @@ def layout(expected: str | None = None, threshold: str | None = None, **query: s
             controls(expected, threshold, is_admin),
             html.Div(id="cov-banner"),
             dcc.Store(id="cov-refreshed"),
+            dcc.Store(id="cov-refresh-job"),
             kpi_row([kpi_card(title, "—", card_id=card_id) for card_id, title in KPIS]),
             html.Div(id="cov-status"),
             dcc.Loading(

@@ -49,6 +49,14 @@ def register_error_handlers(server: Flask, callback_map: dict[str, Any], url_bas
             return _json_error(error.code or 500, error.description or error.name)
         return error
 
+    @server.errorhandler(ValueError)
+    def handle_bad_value(error: ValueError) -> Response:
+        # Validation (coordinates, names, numbers) raises ValueError with a message meant for the user.
+        if request.path == update_path:
+            log.warning("callback_input_refused", error=str(error))
+            return _json_error(400, str(error).splitlines()[0] if str(error) else "invalid input")
+        return handle_unexpected(error)
+
     @server.errorhandler(Exception)
     def handle_unexpected(error: Exception) -> Response:
         log.exception("unhandled_error", path=request.path, error_type=type(error).__name__)

@@ -10,10 +10,13 @@ from cachelib import BaseCache
 
 from src.config import Settings
 from src.core.logging import get_logger
+from src.jobs.registry import open_registry
+from src.jobs.runner import JobRunner
 from src.services.data_state import DataStateService
 from src.services.inventory import CloudInventoryService
+from src.services.job_handlers import bind_handlers
 from src.services.local_state import LocalStateService
-from src.services.refresh import InventoryRefresher
+from src.services.operations import CloudOperationService
 from src.storage import StorageError, open_bucket
 
 log = get_logger("bagboard.services")
@@ -28,27 +31,37 @@ class ServiceContainer:
     inventory: CloudInventoryService
     local_state: LocalStateService
     data_state: DataStateService
-    refresher: InventoryRefresher
+    operations: CloudOperationService
+    jobs: JobRunner | None = None
 
     @classmethod
-    def initialize(cls, settings: Settings, shared_cache: BaseCache) -> ServiceContainer:
-        """Build every service; nothing here touches the network."""
+    def initialize(cls, settings: Settings, shared_cache: BaseCache, *, with_runner: bool = True) -> ServiceContainer:
+        """Build every service (nothing here touches the network); a Celery worker passes with_runner=False."""
+        raw_bucket, ml_bucket = open_bucket(settings.raw_bucket), open_bucket(settings.ml_bucket)
         inventory = CloudInventoryService(
-            raw_bucket=open_bucket(settings.raw_bucket),
-            ml_bucket=open_bucket(settings.ml_bucket),
+            raw_bucket=raw_bucket,
+            ml_bucket=ml_bucket,
             snapshot_path=settings.snapshot_path,
             shared=shared_cache,
             refresh_on_query=False,
         )
         local_state = LocalStateService(settings.data_root)
-        return cls(
+        services = cls(
             settings=settings,
             shared_cache=shared_cache,
             inventory=inventory,
             local_state=local_state,
             data_state=DataStateService(inventory, local_state, settings.expected_samples_per_bag),
-            refresher=InventoryRefresher(inventory, shared_cache),
+            operations=CloudOperationService(inventory, local_state, raw_bucket, ml_bucket, settings.data_root),
         )
+        if with_runner:
+            redis_url = settings.cache_redis_url if settings.cache_type == "RedisCache" else None
+            services.jobs = JobRunner(
+                open_registry(settings.data_root, redis_url),
+                broker_url=settings.celery_broker_url or None,
+            )
+            bind_handlers(services.jobs, services)
+        return services
 
     def warm_up(self) -> threading.Thread | None:
         """Load the inventory snapshot; if it is missing or unreadable, rebuild it in the background."""

@@ -127,19 +127,17 @@ class GcsBucket:
         *,
         parallel: bool = True,
         max_depth: int = 5,
-        min_leaves: int | None = None,
+        min_leaves: int = 16,
         max_workers: int = 32,
     ) -> Iterator[ObjectInfo]:
         """Yield every object under prefix; in parallel, via an adaptive prefix fan-out (any order).
 
         The walk descends at most max_depth '/' levels (5: cid/region/field/twid/lbid) and stops
-        early once a level has min_leaves prefixes (default 4 x max_workers).
+        early once a level has min_leaves prefixes; max_workers bounds the listings in flight.
         """
         full = self.prefix + validate_prefix(prefix)
         if not parallel or max_depth < 1 or max_workers < 2:
             return self._iter_sequential(full)
-        if min_leaves is None:
-            min_leaves = 4 * max_workers
         return self._iter_fanout(full, max_depth, min_leaves, max_workers)
 
     def _iter_sequential(self, full: str) -> Iterator[ObjectInfo]:
@@ -151,11 +149,14 @@ class GcsBucket:
 
     def _iter_fanout(self, full: str, max_depth: int, min_leaves: int, max_workers: int) -> Iterator[ObjectInfo]:
         """Walk '/' levels breadth-first, then list each leaf prefix flat, all on one bounded pool."""
-        # A flat listing costs one round trip per 1000 objects, one after another. Walking a level
-        # at a time, with all of its '/' listings in flight together, costs one round trip per
-        # level whatever its width; the walk stops as soon as a level has enough prefixes to keep
-        # every worker busy, since deeper levels only add round trips and smaller listings. Each
-        # object is either directly under a walked prefix or under exactly one leaf: no duplicates.
+        # A flat listing costs one round trip per 1000 objects, one after another. Breadth-first,
+        # with all of a level's '/' listings in flight together, the walk costs one round trip per
+        # level however wide the level is. It is adaptive because every further level costs
+        # another round trip and multiplies the requests, so it stops at the first level with
+        # enough prefixes to share out: the default 16 listings in flight already keep the
+        # client's CPU busy decoding pages (~7 ms per 1000 objects against ~50 ms of latency).
+        # Every object sits either directly under a walked prefix or under exactly one leaf, so
+        # none is listed twice.
         stop = threading.Event()
         pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="gcs-list")
         try:

@@ -81,32 +81,109 @@ def test_pagination_counts_prefixes_toward_the_page(
     assert len(proxy.listing_requests()) == 3  # 21 entries at 7 per page
 
 
-@pytest.mark.parametrize(("fanout_depth", "max_workers"), [(1, 4), (2, 16), (3, 16), (6, 3), (0, 16)])
-def test_fanout_depths_agree_with_sequential(
-    bucket: GcsBucket, gcs_stack: EmulatorStack, proxy: RecordingProxy, fanout_depth: int, max_workers: int
+def uneven_tree() -> dict[str, bytes]:
+    """make_tree plus objects at every level and branches shallower or deeper than the usual six."""
+    return make_tree() | {
+        "top.bag": b"root level",
+        "c3/only-region/region.json": b"{}",  # a cid with a single region, and a single field
+        "c3/only-region/f1/t1/lb1/20240101T000000/run.bag": b"x",
+        "c3/only-region/f1/t1/lb1/20240101T000000/labels.json": b"[]",
+        "c4/flat.bag": b"a cid with no sub-folders",
+        "c5/": b"",  # a folder placeholder, not an object
+        "c5/a/b/c/d/e/f/g/deep.bag": b"deeper than max_depth",
+        "c1/r1/f1/t1/lb1/20240101T000000/extra/nested.bag": b"below a timestamp",
+        "c1/r1/f1/t1/lb1.bag": b"beside an lbid folder",
+    }
+
+
+@pytest.mark.parametrize(
+    ("max_depth", "min_leaves", "max_workers"),
+    [
+        (5, 16, 32),  # the defaults: 1 root, 5 cids, 6 regions, 14 fields, stops at 26 twids
+        (1, 16, 4),  # leaves: the 5 cids
+        (2, 16, 16),  # leaves: the 6 regions (c3 has just one, c4 none)
+        (5, 1, 8),  # the root alone is enough: one flat listing, in a worker
+        (5, 5, 4),  # stops at the 5 cids
+        (5, 12, 4),  # stops at the 14 fields
+        (9, 10_000, 3),  # walks every level there is, past the deepest object
+        (0, 16, 16),  # no fan-out: the sequential listing
+    ],
+)
+def test_adaptive_fanout_equals_sequential(
+    bucket: GcsBucket,
+    gcs_stack: EmulatorStack,
+    proxy: RecordingProxy,
+    max_depth: int,
+    min_leaves: int,
+    max_workers: int,
 ) -> None:
-    tree = make_tree()
+    tree = uneven_tree()
     gcs_stack.seed(tree)
-    proxy.set_page_size(7)
+    proxy.set_page_size(7)  # several pages per listing, delimited ones included
 
-    found = list(bucket.iter_objects(fanout_depth=fanout_depth, max_workers=max_workers))
+    sequential = list(bucket.iter_objects(parallel=False))
+    parallel = list(bucket.iter_objects(max_depth=max_depth, min_leaves=min_leaves, max_workers=max_workers))
 
-    assert len(found) == len(tree)
-    assert {o.name for o in found} == set(tree)
-    assert all(o.crc32c is not None for o in found)
+    objects = {name for name in tree if not name.endswith("/")}
+    assert len(parallel) == len(objects)  # no duplicates
+    assert {o.name for o in parallel} == objects
+    assert sorted(parallel, key=lambda o: o.name) == sorted(sequential, key=lambda o: o.name)
+    assert all(o.crc32c is not None for o in parallel)
 
 
-def test_fanout_lists_leaves_without_delimiter(
-    bucket: GcsBucket, gcs_stack: EmulatorStack, proxy: RecordingProxy
+def test_sequential_is_one_flat_listing(bucket: GcsBucket, gcs_stack: EmulatorStack, proxy: RecordingProxy) -> None:
+    gcs_stack.seed(uneven_tree())
+    proxy.set_page_size(1000)
+
+    list(bucket.iter_objects(parallel=False))
+
+    assert [(r.param("prefix"), r.param("delimiter")) for r in proxy.listing_requests()] == [(None, None)]
+
+
+@pytest.mark.parametrize(
+    ("min_leaves", "delimited", "flat"),
+    [
+        (2, {None}, {"c1/", "c2/"}),  # the root's 2 cids are enough
+        (4, {None, "c1/", "c2/"}, {"c1/r1/", "c1/r2/", "c2/r1/", "c2/r2/"}),
+        (16, {None, "c1/", "c2/"}, {"c1/r1/", "c1/r2/", "c2/r1/", "c2/r2/"}),  # max_depth=2 stops it
+    ],
+)
+def test_fanout_stops_descending_once_a_level_is_wide_enough(
+    bucket: GcsBucket,
+    gcs_stack: EmulatorStack,
+    proxy: RecordingProxy,
+    min_leaves: int,
+    delimited: set[str | None],
+    flat: set[str],
 ) -> None:
     gcs_stack.seed(make_tree())
 
-    list(bucket.iter_objects(fanout_depth=2))
+    list(bucket.iter_objects(max_depth=2, min_leaves=min_leaves))
 
-    delimited = {r.param("prefix") for r in proxy.listing_requests() if r.param("delimiter") == "/"}
-    flat = {r.param("prefix") for r in proxy.listing_requests() if r.param("delimiter") is None}
-    assert delimited == {None, "c1/", "c2/"}
-    assert flat == {"c1/r1/", "c1/r2/", "c2/r1/", "c2/r2/"}
+    listings = proxy.listing_requests()
+    assert {r.param("prefix") for r in listings if r.param("delimiter") == "/"} == delimited
+    assert {r.param("prefix") for r in listings if r.param("delimiter") is None} == flat
+
+
+def test_fanout_lists_each_level_concurrently(
+    bucket: GcsBucket, gcs_stack: EmulatorStack, proxy: RecordingProxy
+) -> None:
+    gcs_stack.seed({f"c{i}/r{j}/run.bag": b"x" for i in range(8) for j in range(2)} | {"c0/cid.json": b"{}"})
+    proxy.set_latency(0.1)
+
+    found = list(bucket.iter_objects(max_depth=2, max_workers=16))
+
+    assert len(found) == 17
+    listings = proxy.listing_requests()
+    cids = [r for r in listings if r.param("delimiter") == "/" and r.param("prefix") is not None]
+    leaves = [r for r in listings if r.param("delimiter") is None]
+    assert len(cids) == 8 and len(leaves) == 16
+    for level in (cids, leaves):
+        # All of a level was in flight at once: each started before any of them was answered.
+        assert max(r.started for r in level) < min(r.finished or 0 for r in level)
+    # Levels follow one another: a level starts only once the one above has been answered.
+    assert min(r.started for r in cids) >= listings[0].finished
+    assert min(r.started for r in leaves) >= max(r.finished or 0 for r in cids)
 
 
 def test_abandoned_fanout_stops_cleanly(bucket: GcsBucket, gcs_stack: EmulatorStack, proxy: RecordingProxy) -> None:

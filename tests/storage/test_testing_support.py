@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from src.storage import open_bucket
 from src.storage.testing import EmulatorStack, StackProcess, _NameIndex, parse_fields, project_fields
-from tests.storage.helpers import make_tree
+from tests.storage.helpers import FAST_RETRY, make_tree
 
 pytestmark = pytest.mark.emulator
 
@@ -57,3 +59,26 @@ def test_stack_process_serves_a_bucket(monkeypatch: pytest.MonkeyPatch) -> None:
 
         assert names == ["a/1.bag", "a/2.bag", "b.bag"]
         assert remote.call("listing_count") == 2
+
+
+def test_indexed_listings_see_every_change(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with EmulatorStack(indexed=True) as stack:
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", stack.url)
+        stack.seed({"a/1.bag": b"x"})
+        stack.proxy.set_page_size(1000)  # paginated listings are the ones answered from the index
+        bucket = open_bucket(f"gs://{stack.bucket}", retry=FAST_RETRY)
+        upload = tmp_path / "2.bag"
+        upload.write_bytes(b"y")
+
+        def names() -> list[str]:
+            return sorted(o.name for o in bucket.iter_objects(parallel=False))
+
+        assert names() == ["a/1.bag"]
+        bucket.upload(upload, "a/2.bag")  # through the proxy
+        assert names() == ["a/1.bag", "a/2.bag"]
+        bucket.delete("a/1.bag")
+        assert names() == ["a/2.bag"]
+        stack.reset()
+        stack.proxy.set_page_size(1000)
+        stack.seed({"b/3.bag": b"z"})  # straight into the emulator
+        assert names() == ["b/3.bag"]

@@ -1,0 +1,1 @@
+"""Server-side jobs: a registry every worker sees, and runners that execute them."""

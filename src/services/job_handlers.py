@@ -1,0 +1,53 @@
+"""The app's job handlers: each runs one atomic operation of a service inside a job."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from src.jobs.base import JobContext, JobError, JobKind
+from src.models import ProcessingStatus, RunCoordinate
+from src.storage import StorageError
+
+if TYPE_CHECKING:
+    from src.services.container import ServiceContainer
+
+
+def bind_handlers(target: Any, services: ServiceContainer) -> None:
+    """Register every operation on target (a JobRunner or a Celery worker's handler set)."""
+
+    def download(ctx: JobContext, /, coordinate: str, conflict: str = "skip", **_: Any) -> dict[str, Any]:
+        job = services.operations.execute_raw_download(RunCoordinate.from_path(coordinate), conflict, ctx)
+        if job.status is ProcessingStatus.FAILED:
+            raise JobError(job.error_message or "download failed")
+        return {"files": job.files_downloaded, "bytes": job.bytes_downloaded, "status": job.status.value}
+
+    def upload(ctx: JobContext, /, export_id: str, conflict: str = "skip", **_: Any) -> dict[str, Any]:
+        return services.operations.execute_ml_upload(export_id, conflict, ctx).to_dict()
+
+    def dataset(
+        ctx: JobContext,
+        /,
+        name: str,
+        filters: dict[str, str],
+        split: float | None = None,
+        created_by: str = "",
+        **_: Any,
+    ) -> dict[str, Any]:
+        return services.operations.execute_dataset_fetch(
+            name, filters, split=split, created_by=created_by, ctx=ctx
+        ).to_dict()
+
+    def refresh(ctx: JobContext, /, **_: Any) -> dict[str, Any]:
+        def progress(message: str, objects: int) -> None:
+            ctx.progress(message=f"{message} ({objects:,} objects)")
+
+        try:
+            inventory = services.inventory.refresh_inventory(progress)
+        except StorageError as exc:
+            raise JobError(f"inventory refresh failed: {exc}") from None
+        return {"runs": inventory.run_count, "objects": len(inventory.objects)}
+
+    target.register_handler(JobKind.DOWNLOAD, download)
+    target.register_handler(JobKind.UPLOAD, upload)
+    target.register_handler(JobKind.DATASET, dataset)
+    target.register_handler(JobKind.INVENTORY_REFRESH, refresh)
