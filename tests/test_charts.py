@@ -14,6 +14,7 @@ import pages
 from src.components.charts import ChartModule, discover_charts
 from src.models import CoverageReport
 from src.services import coverage
+from tests.analytics.helpers import chart_fixture
 
 
 def coverage_fixture() -> CoverageReport:
@@ -44,7 +45,7 @@ def coverage_fixture() -> CoverageReport:
 
 
 # One fixture per view; a new chart in an existing view needs no edit here.
-FIXTURES: dict[str, Callable[[], Any]] = {"coverage": coverage_fixture}
+FIXTURES: dict[str, Callable[[], Any]] = {"coverage": coverage_fixture, "run_analysis": chart_fixture}
 
 
 def all_charts() -> list[tuple[str, ChartModule]]:
@@ -73,7 +74,7 @@ def test_chart_builds_a_non_empty_figure(view: str, chart: ChartModule):
     figure = chart.module.build(FIXTURES[view]())
     assert isinstance(figure, go.Figure)
     assert figure.data, f"{chart.module.__name__} drew no traces"
-    assert any(len(getattr(trace, "x", None) or getattr(trace, "y", None) or []) for trace in figure.data)
+    assert any(len(v) for t in figure.data if (v := t.x if t.x is not None else t.y) is not None)
     assert chart.title
 
 

@@ -6,6 +6,7 @@ import os
 import shutil
 
 import pytest
+from selenium.common.exceptions import ElementClickInterceptedException
 from selenium.webdriver.chrome.options import Options
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
@@ -48,3 +49,14 @@ def login(dash_duo, username: str, password: str, path: str = "/") -> None:
     dash_duo.find_element("#password").send_keys(password)
     dash_duo.find_element("#login-submit").click()
     dash_duo.wait_for_element("#sidebar", timeout=15)
+
+
+def click(dash_duo, selector: str) -> None:
+    """Scroll an element to the middle of the window and click it, as a person would."""
+    element = dash_duo.find_element(selector)
+    dash_duo.driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
+    try:
+        element.click()
+    except ElementClickInterceptedException:
+        # A live region (the polling jobs list) can shift the layout between scroll and click.
+        dash_duo.driver.execute_script("arguments[0].click()", element)

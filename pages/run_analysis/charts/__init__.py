@@ -1,0 +1,7 @@
+"""The run analysis view's charts: every `_chNN_name.py` here with a build(data) is drawn, in NN order."""
+
+from __future__ import annotations
+
+from src.components.charts import discover_charts
+
+CHARTS = discover_charts(__name__)
