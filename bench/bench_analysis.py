@@ -66,7 +66,7 @@ def synthetic_run(directory: Path, frames: int, per_message: int, seed: int = 7)
             "bag": np.full(n, "drive_0.mcap"),
             "topic": np.full(n, "/camera/front/image_raw"),
             "stamp_ns": stamps,
-            "recv_ns": image_recv,
+            "receive_ns": image_recv,
             "frame_index": np.arange(n),
         },
     )
@@ -79,7 +79,7 @@ def synthetic_run(directory: Path, frames: int, per_message: int, seed: int = 7)
         "detections.csv",
         {
             "stamp_ns": message_stamp,
-            "recv_ns": det_recv,
+            "receive_ns": det_recv,
             "class_id": CLASSES[rng.integers(0, CLASSES.size, rows)],
             **boxes,
         },
@@ -92,7 +92,7 @@ def synthetic_run(directory: Path, frames: int, per_message: int, seed: int = 7)
         "tracking.csv",
         {
             "stamp_ns": message_stamp,
-            "recv_ns": det_recv + 4_000_000,
+            "receive_ns": det_recv + 4_000_000,
             "track_id": track_id,
             "class_id": CLASSES[track_id % CLASSES.size],
             **boxes,

@@ -44,6 +44,10 @@ class Settings:
     url_base_pathname: str = "/"
     celery_broker_url: str = ""
     extractor_image: str = "bagboard:latest"
+    extractor_runner: str = "local"
+    extractor_memory: str = "2g"
+    extractor_cpus: float = 1.0
+    extractor_timeout: int = 3600
     proxy_hops: int = 0
     inventory_refresh_on_start: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
@@ -85,6 +89,17 @@ class Settings:
                 return default
             if value < minimum:
                 problems.append(f"{PREFIX}{name} must be at least {minimum}, got {value}")
+                return default
+            return value
+
+        def get_float(name: str, default: float) -> float:
+            raw = get(name, str(default))
+            try:
+                value = float(raw)
+            except ValueError:
+                value = -1.0
+            if value <= 0:
+                problems.append(f"{PREFIX}{name} must be a positive number, got {raw!r}")
                 return default
             return value
 
@@ -160,6 +175,10 @@ class Settings:
             url_base_pathname=url_base,
             celery_broker_url=get("CELERY_BROKER_URL"),
             extractor_image=get("EXTRACTOR_IMAGE", "bagboard:latest"),
+            extractor_runner=choice("EXTRACTOR_RUNNER", "local", ("local", "docker")),
+            extractor_memory=get("EXTRACTOR_MEMORY", "2g"),
+            extractor_cpus=get_float("EXTRACTOR_CPUS", 1.0),
+            extractor_timeout=get_int("EXTRACTOR_TIMEOUT", 3600),
             proxy_hops=get_int("PROXY_HOPS", 0, minimum=0),
             inventory_refresh_on_start=get_bool("INVENTORY_REFRESH_ON_START", True),
         )

@@ -1,9 +1,274 @@
-"""Callbacks of the run analysis view."""
+"""Callbacks of the run analysis view: pick a run, move it along the pipeline, show its analysis."""
 
 from __future__ import annotations
 
-from dash import Dash
+from typing import Any
+
+import dash_bootstrap_components as dbc
+from dash import Dash, Input, Output, State, html, no_update
+from dash.exceptions import PreventUpdate
+
+from pages.run_analysis.charts import CHARTS
+from pages.run_analysis.layout import KPIS, VIEW_KEY
+from src.auth import Role, current_actor, require_role
+from src.components.cards import empty_state
+from src.components.filter_bar import build_search, filter_url_id, filters_from_query, parse_query
+from src.core.extensions import get_services
+from src.jobs.base import Job, JobKind
+from src.models import FILTER_LEVELS, DataStatus, NextAction, ProcessingStatus, RunCoordinate
+from src.services.run_view import RunView
+
+STEPS = (("cloud", "In the cloud"), ("downloaded", "Downloaded"), ("extracted", "Extracted"), ("analyzed", "Analysed"))
+REACHED = {
+    DataStatus.NOT_DOWNLOADED: 1,
+    DataStatus.DOWNLOADED: 2,
+    DataStatus.EXTRACTED: 3,
+    DataStatus.ANALYZED: 4,
+}
+ACTION_JOBS = {
+    NextAction.DOWNLOAD: JobKind.DOWNLOAD,
+    NextAction.EXTRACT: JobKind.EXTRACT,
+    NextAction.ANALYZE: JobKind.ANALYZE,
+}
+HIDDEN, SHOWN = {"display": "none"}, {}
+
+
+def coordinate_from(search: str | None) -> RunCoordinate | None:
+    """Return the run named by the URL, or None while it is incomplete or invalid."""
+    query = parse_query(search)
+    filters = filters_from_query(query)
+    if len(filters) < len(FILTER_LEVELS) or not query.get("timestamp"):
+        return None
+    try:
+        return RunCoordinate.from_filters(filters, query["timestamp"])
+    except ValueError:
+        return None
+
+
+def stepper(view: RunView, job: Job | None, may_operate: bool) -> html.Div:
+    """Draw cloud → downloaded → extracted → analysed, and the one next action (or the running job)."""
+    reached = REACHED.get(view.state.pipeline_status, 0)
+    cloud_ok = view.state.cloud_raw_status.bag_count > 0 or reached > 1
+    steps = []
+    for index, (key, label) in enumerate(STEPS):
+        done = cloud_ok if index == 0 else index < reached
+        steps.append(
+            html.Span(
+                [html.Span("●" if done else "○", className="me-1"), label],
+                className=f"badge rounded-pill me-2 {'text-bg-success' if done else 'text-bg-light border'}",
+                id=f"ra-step-{key}",
+            )
+        )
+    action: Any
+    if job is not None and job.is_active:
+        action = html.Div(
+            [
+                html.Div(f"{job.kind.value.capitalize()} running: {job.message or 'starting'}", className="small"),
+                dbc.Progress(
+                    value=job.percent, label=f"{job.percent:.0f} %", id="ra-progress", style={"height": "16px"}
+                ),
+            ],
+            className="mt-2",
+        )
+    elif view.next_action is NextAction.COMPLETE:
+        action = html.Div("Analysed: charts below.", className="small text-success mt-2", id="ra-action-done")
+    elif view.state.blocked_reason:
+        action = html.Div(f"Nothing to do: {view.state.blocked_reason}.", className="small text-muted mt-2")
+    else:
+        label = {"download": "Download bags", "extract": "Extract", "analyze": "Analyse"}[view.next_action.value]
+        action = html.Div(
+            [
+                dbc.Button(
+                    label,
+                    id="ra-action",
+                    color="primary",
+                    size="sm",
+                    disabled=not may_operate,
+                    title=None if may_operate else "Needs the operator role",
+                ),
+                html.Span(
+                    f"Next step: {view.next_action.value}" + ("" if may_operate else " (an operator can start it)"),
+                    className="small text-muted ms-2",
+                ),
+            ],
+            className="mt-2",
+        )
+    failed = (
+        html.Div(f"Last {job.kind.value} failed: {job.error}", className="small text-danger mt-1", id="ra-job-error")
+        if job is not None and job.status is ProcessingStatus.FAILED
+        else None
+    )
+    return html.Div([html.Div(steps), action, failed])
+
+
+def kpi_values(view: RunView) -> list[str]:
+    """Return the six KPI figures (dashes until the run is analysed)."""
+    if view.analysis is None:
+        return ["—"] * len(KPIS)
+    m = view.analysis.metrics
+
+    def fmt(value: float | None, unit: str, digits: int = 1) -> str:
+        return "—" if value is None else f"{value:.{digits}f} {unit}".strip()
+
+    return [
+        fmt(m.mean_frame_fps, "Hz"),
+        fmt(m.mean_detection_latency_ms, "ms"),
+        fmt(m.latency_p95_ms, "ms"),
+        "—" if m.total_tracks is None else f"{m.total_tracks:,}",
+        fmt(m.avg_track_lifetime, "s"),
+        f"{len(m.frame_drops or []):,}",
+    ]
+
+
+def topic_table(metadata: dict[str, Any] | None) -> Any:
+    """Summarise the run's topics (type, messages, rate) from the extraction metadata."""
+    if not metadata:
+        return None
+    topics = metadata.get("topics") or []
+    if isinstance(topics, dict):
+        topics = [{"topic": name, **info} for name, info in topics.items()]
+    rows = []
+    for topic in topics:
+        if not isinstance(topic, dict):
+            continue
+        count, duration = topic.get("count") or topic.get("messages") or 0, topic.get("duration_s")
+        rate = topic.get("rate_hz") or (count / duration if duration else None)
+        rows.append(
+            html.Tr(
+                [
+                    html.Td(topic.get("topic") or topic.get("name", "")),
+                    html.Td(topic.get("type", "")),
+                    html.Td(f"{count:,}"),
+                    html.Td("—" if rate is None else f"{rate:.1f} Hz"),
+                ]
+            )
+        )
+    head = html.Thead(html.Tr([html.Th(h) for h in ("Topic", "Type", "Messages", "Rate")]))
+    return dbc.Card(
+        dbc.CardBody(
+            [
+                html.H2("Topics", className="h6"),
+                dbc.Table([head, html.Tbody(rows)], size="sm", striped=True, className="mb-0"),
+            ]
+        ),
+        id="ra-topic-table",
+    )
+
+
+def active_job(coord: RunCoordinate) -> Job | None:
+    """Return the newest job for this run (any user's), so a reload shows its progress."""
+    target = coord.to_path_str()
+    jobs = [job for job in get_services().jobs.registry.list(limit=200) if job.target == target]
+    return jobs[0] if jobs else None
 
 
 def register_callbacks(app: Dash) -> None:
-    """Register the run analysis view's callbacks (none yet: the pipeline lands with its services)."""
+    """Register the run analysis view's callbacks."""
+    url = filter_url_id(VIEW_KEY)
+
+    @app.callback(
+        Output("ra-timestamp", "options"),
+        Output("ra-timestamp", "value"),
+        Output(url, "search", allow_duplicate=True),
+        Input(url, "search"),
+        Input("ra-timestamp", "value"),
+        prevent_initial_call="initial_duplicate",
+    )
+    def choose_run(search: str | None, timestamp: str | None) -> tuple:
+        query = parse_query(search)
+        filters = filters_from_query(query)
+        options = get_services().data_state.get_available_timestamps(filters)
+        from_dropdown = timestamp != query.get("timestamp") and timestamp is not None
+        chosen = timestamp if from_dropdown else query.get("timestamp")
+        if chosen not in options:
+            chosen = None  # a different lbid was picked: its runs have other timestamps
+        extra = {k: v for k, v in query.items() if k not in (*FILTER_LEVELS, "timestamp")}
+        new_search = build_search(filters, {**extra, "timestamp": chosen} if chosen else extra)
+        return options, chosen, new_search if new_search != (search or "") else no_update
+
+    @app.callback(
+        Output("ra-pipeline", "children"),
+        *[Output(f"{card_id}-value", "children") for card_id, _ in KPIS],
+        Output("ra-status", "children"),
+        *[Output(chart.element_id, "figure") for chart in CHARTS],
+        *[Output(f"{chart.element_id}-box", "style") for chart in CHARTS],
+        Output("ra-topics", "children"),
+        Output("ra-job", "data"),
+        Output("ra-tick", "disabled"),
+        Input(url, "search"),
+        Input("ra-refresh", "data"),
+    )
+    def show_run(search: str | None, _refresh: Any) -> tuple:
+        coord = coordinate_from(search)
+        blank = (["—"] * len(KPIS), [{}] * len(CHARTS), [HIDDEN] * len(CHARTS))
+        if coord is None:
+            message = empty_state(
+                "Choose a run.", "Pick all five filter levels and a timestamp, or open one from the coverage view."
+            )
+            return None, *blank[0], message, *blank[1], *blank[2], None, None, True
+        view = get_services().run_view.get_run_view(coord)
+        job = active_job(coord)
+        actor = current_actor()
+        may_operate = bool(actor and actor.can(Role.OPERATOR))
+        figures = [chart.module.build(view.analysis) if view.analysis else None for chart in CHARTS]
+        status = None
+        if view.problem:
+            status = dbc.Alert(view.problem, color="warning", className="py-2")
+        elif view.analysis is None:
+            status = empty_state(
+                "No analysis yet.", "Move the run along the pipeline above; charts appear when it is analysed."
+            )
+        running = job is not None and job.is_active
+        return (
+            stepper(view, job, may_operate),
+            *kpi_values(view),
+            status,
+            *[f if f is not None else {} for f in figures],
+            *[SHOWN if f is not None else HIDDEN for f in figures],
+            topic_table(view.metadata),
+            job.id if running else None,
+            not running,
+        )
+
+    @app.callback(
+        Output("ra-job", "data", allow_duplicate=True),
+        Output("ra-tick", "disabled", allow_duplicate=True),
+        Input("ra-action", "n_clicks"),
+        State(url, "search"),
+        prevent_initial_call=True,
+    )
+    @require_role(Role.OPERATOR)
+    def start_next_step(clicks: int | None, search: str | None) -> tuple[str, bool]:
+        coord = coordinate_from(search)
+        if not clicks or coord is None:
+            raise PreventUpdate
+        services = get_services()
+        # The server decides the action from the run's state, never from what the button said.
+        state = services.data_state.get_complete_run_state(coord)
+        kind = ACTION_JOBS.get(state.next_action)
+        if kind is None or state.blocked_reason:
+            raise PreventUpdate
+        job = services.jobs.submit(kind, coord.to_path_str(), {"coordinate": coord.to_path_str()}, current_actor())
+        return job.id, False
+
+    @app.callback(
+        Output("ra-refresh", "data"),
+        Output("ra-tick", "disabled", allow_duplicate=True),
+        Output("ra-pipeline", "children", allow_duplicate=True),
+        Input("ra-tick", "n_intervals"),
+        State("ra-job", "data"),
+        State(url, "search"),
+        prevent_initial_call=True,
+    )
+    def follow_job(_ticks: int | None, job_id: str | None, search: str | None) -> tuple:
+        services = get_services()
+        job = services.jobs.registry.get(job_id) if job_id else None
+        coord = coordinate_from(search)
+        if job is None or coord is None:
+            return no_update, True, no_update
+        if job.is_active:
+            actor = current_actor()
+            view = services.run_view.get_run_view(coord)
+            return no_update, False, stepper(view, job, bool(actor and actor.can(Role.OPERATOR)))
+        # Finished: re-render the whole run (new state, charts) once.
+        return job.id, True, no_update

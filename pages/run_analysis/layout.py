@@ -5,7 +5,8 @@ from __future__ import annotations
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
-from src.components.cards import empty_state, kpi_card, kpi_row, page_header
+from pages.run_analysis.charts import CHARTS
+from src.components.cards import kpi_card, kpi_row, page_header
 from src.components.filter_bar import filter_bar, filters_from_query
 
 VIEW_KEY = "run-analysis"
@@ -30,23 +31,36 @@ def layout(**query: str) -> html.Div:
             dbc.Row(
                 dbc.Col(
                     [
-                        html.Label("Timestamp", htmlFor="ra-timestamp", className="small text-muted"),
+                        html.Label("Run (timestamp)", className="bb-field-label"),
                         dcc.Dropdown(
                             id="ra-timestamp",
                             value=timestamp,
                             options=[timestamp] if timestamp else [],
-                            placeholder="Choose a run",
+                            placeholder="Choose the five levels above, then a run",
                         ),
                     ],
-                    md=4,
+                    md=5,
                 ),
                 className="mb-3",
             ),
-            html.Div(id="ra-pipeline", className="mb-3"),
+            dbc.Card(dbc.CardBody(html.Div(id="ra-pipeline")), className="mb-3"),
+            dcc.Store(id="ra-job"),
+            dcc.Store(id="ra-refresh"),
+            dcc.Interval(id="ra-tick", interval=1000, disabled=True),
             kpi_row([kpi_card(title, "—", card_id=card_id) for card_id, title in KPIS]),
+            html.Div(id="ra-status"),
             html.Div(
-                empty_state("Choose a run.", "Pick the filters and a timestamp above."),
+                [
+                    html.Div(
+                        dbc.Card(dbc.CardBody(dcc.Graph(id=chart.element_id, config={"displaylogo": False}))),
+                        id=f"{chart.element_id}-box",
+                        className="mb-3",
+                        style={"display": "none"},
+                    )
+                    for chart in CHARTS
+                ],
                 id="ra-charts",
             ),
+            html.Div(id="ra-topics", className="mb-3"),
         ]
     )

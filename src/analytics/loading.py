@@ -17,9 +17,9 @@ from src.models import ExtractedData
 # The one place that knows the extractor's column names: analysis name -> column name in the CSV.
 # If the extractor renames a column, change the right-hand side here; nothing else refers to the CSV names.
 COLUMNS: dict[str, dict[str, str]] = {
-    "frames": {"stamp_ns": "stamp_ns", "recv_ns": "recv_ns", "topic": "topic"},
-    "detections": {"stamp_ns": "stamp_ns", "recv_ns": "recv_ns", "class_id": "class_id"},
-    "tracking": {"stamp_ns": "stamp_ns", "recv_ns": "recv_ns", "track_id": "track_id"},
+    "frames": {"stamp_ns": "stamp_ns", "recv_ns": "receive_ns", "topic": "topic"},
+    "detections": {"stamp_ns": "stamp_ns", "recv_ns": "receive_ns", "class_id": "class_id"},
+    "tracking": {"stamp_ns": "stamp_ns", "recv_ns": "receive_ns", "track_id": "track_id"},
 }
 FILES: dict[str, str] = {"frames": "frames.csv", "detections": "detections.csv", "tracking": "tracking.csv"}
 # Columns compute_metrics reads; the rest of each file is skipped while parsing (most of the CSV bytes are boxes).

@@ -8,15 +8,18 @@ from typing import Any
 
 from cachelib import BaseCache
 
+from src.analytics import AnalyticsService
 from src.config import Settings
 from src.core.logging import get_logger
 from src.jobs.registry import open_registry
 from src.jobs.runner import JobRunner
 from src.services.data_state import DataStateService
+from src.services.extraction import ExtractionService, ExtractorSettings
 from src.services.inventory import CloudInventoryService
 from src.services.job_handlers import bind_handlers
 from src.services.local_state import LocalStateService
 from src.services.operations import CloudOperationService
+from src.services.run_view import RunViewService
 from src.storage import StorageError, open_bucket
 
 log = get_logger("bagboard.services")
@@ -32,6 +35,9 @@ class ServiceContainer:
     local_state: LocalStateService
     data_state: DataStateService
     operations: CloudOperationService
+    extraction: ExtractionService
+    analytics: AnalyticsService
+    run_view: RunViewService
     jobs: JobRunner | None = None
 
     @classmethod
@@ -46,13 +52,27 @@ class ServiceContainer:
             refresh_on_query=False,
         )
         local_state = LocalStateService(settings.data_root)
+        data_state = DataStateService(inventory, local_state, settings.expected_samples_per_bag)
+        analytics = AnalyticsService(local_state)
         services = cls(
             settings=settings,
             shared_cache=shared_cache,
             inventory=inventory,
             local_state=local_state,
-            data_state=DataStateService(inventory, local_state, settings.expected_samples_per_bag),
+            data_state=data_state,
             operations=CloudOperationService(inventory, local_state, raw_bucket, ml_bucket, settings.data_root),
+            extraction=ExtractionService(
+                local_state,
+                ExtractorSettings(
+                    runner=settings.extractor_runner,
+                    image=settings.extractor_image,
+                    memory=settings.extractor_memory,
+                    cpus=settings.extractor_cpus,
+                    timeout_s=settings.extractor_timeout,
+                ),
+            ),
+            analytics=analytics,
+            run_view=RunViewService(data_state, analytics),
         )
         if with_runner:
             redis_url = settings.cache_redis_url if settings.cache_type == "RedisCache" else None

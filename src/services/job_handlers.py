@@ -47,7 +47,24 @@ def bind_handlers(target: Any, services: ServiceContainer) -> None:
             raise JobError(f"inventory refresh failed: {exc}") from None
         return {"runs": inventory.run_count, "objects": len(inventory.objects)}
 
+    def extract(ctx: JobContext, /, coordinate: str, **_: Any) -> dict[str, Any]:
+        job = services.extraction.execute_extraction(RunCoordinate.from_path(coordinate), ctx)
+        return {"bags": job.bags_processed, "frames": job.frames_extracted}
+
+    def analyze(ctx: JobContext, /, coordinate: str, **_: Any) -> dict[str, Any]:
+        coord = RunCoordinate.from_path(coordinate)
+        if not services.analytics.check_analysis_possible(coord):
+            raise JobError(f"{coordinate} is not extracted yet: extract it first")
+        ctx.progress(files_done=0, files_total=1, message="computing metrics")
+        analysis = services.analytics.analyze_run(coord, force_refresh=True, with_plots=False)
+        if analysis.error_message:
+            raise JobError(analysis.error_message)
+        ctx.progress(files_done=1, files_total=1, message="done")
+        return analysis.metrics.to_summary() if analysis.metrics else {}
+
     target.register_handler(JobKind.DOWNLOAD, download)
+    target.register_handler(JobKind.EXTRACT, extract)
+    target.register_handler(JobKind.ANALYZE, analyze)
     target.register_handler(JobKind.UPLOAD, upload)
     target.register_handler(JobKind.DATASET, dataset)
     target.register_handler(JobKind.INVENTORY_REFRESH, refresh)

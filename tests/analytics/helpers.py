@@ -15,9 +15,9 @@ T0 = 1_700_000_000_000_000_000  # an epoch-nanosecond origin: float64 cannot hol
 MS = 1_000_000
 S = 1_000_000_000
 
-FRAME_HEADER = ("bag", "topic", "stamp_ns", "recv_ns", "frame_index")
-DETECTION_HEADER = ("stamp_ns", "recv_ns", "class_id", "score", "cx", "cy", "w", "h")
-TRACKING_HEADER = ("stamp_ns", "recv_ns", "track_id", "class_id", "score", "cx", "cy", "w", "h")
+FRAME_HEADER = ("bag", "topic", "stamp_ns", "receive_ns", "frame_index")
+DETECTION_HEADER = ("stamp_ns", "receive_ns", "class_id", "score", "cx", "cy", "w", "h")
+TRACKING_HEADER = ("stamp_ns", "receive_ns", "track_id", "class_id", "score", "cx", "cy", "w", "h")
 
 # 10 Hz from 0.0 s to 1.0 s, a 0.5 s gap, then 10 Hz from 1.5 s to 2.0 s: 17 frames, one drop at 1.0 s.
 FRAME_STAMPS = [T0 + i * 100 * MS for i in range(11)] + [T0 + 1500 * MS + i * 100 * MS for i in range(6)]

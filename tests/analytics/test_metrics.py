@@ -197,7 +197,7 @@ def test_csv_column_names_come_from_one_mapping(tmp_path: Path, monkeypatch):
 
 def test_a_missing_column_is_named(tmp_path: Path):
     run = write_run(tmp_path)
-    write_csv(run / "tracking.csv", ("stamp_ns", "recv_ns", "object_id"), [])
+    write_csv(run / "tracking.csv", ("stamp_ns", "receive_ns", "object_id"), [])
     with pytest.raises(AnalysisInputError, match=r"tracking.csv: missing column 'track_id'"):
         load_extracted(run)
     frames, detections, _ = tables()

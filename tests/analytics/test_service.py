@@ -77,7 +77,7 @@ def test_the_cache_answers_until_an_output_changes(service, run_dir):
     stamp = FRAME_STAMPS[5]  # the extractor re-ran and found one more detection message
     write_csv(
         run_dir / "detections.csv",
-        ("stamp_ns", "recv_ns", "class_id", "score", "cx", "cy", "w", "h"),
+        ("stamp_ns", "receive_ns", "class_id", "score", "cx", "cy", "w", "h"),
         [*detection_rows(), (stamp, stamp + 120 * MS, "bus", 0.7, 1, 1, 1, 1)],
     )
     assert service.get_cached_analysis(COORD) is None
