@@ -74,6 +74,6 @@ def test_env_example_lists_every_setting():
     import re
 
     source = (Path(__file__).resolve().parents[1] / "src" / "config.py").read_text()
-    read = set(re.findall(r'get(?:_int|_bool|_float)?\("([A-Z_]+)"', source)) | set(re.findall(r'choice\("([A-Z_]+)"', source))
+    read = set(re.findall(r'(?:get|get_int|get_bool|get_float|choice)\("([A-Z_]+)"', source))
     documented = set(re.findall(r"^#?\s*BAGBOARD_([A-Z_]+)=", example, flags=re.M))
     assert read <= documented, f"undocumented in .env.example: {sorted(read - documented)}"
