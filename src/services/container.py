@@ -13,6 +13,7 @@ from src.config import Settings
 from src.core.logging import get_logger
 from src.jobs.registry import open_registry
 from src.jobs.runner import JobRunner
+from src.jobs.worker import heartbeat_settings
 from src.services.data_state import DataStateService
 from src.services.extraction import ExtractionService, ExtractorSettings
 from src.services.inventory import CloudInventoryService
@@ -76,9 +77,13 @@ class ServiceContainer:
         )
         if with_runner:
             redis_url = settings.cache_redis_url if settings.cache_type == "RedisCache" else None
+            # From BAGBOARD_JOB_HEARTBEAT_INTERVAL / _TIMEOUT, which Celery workers read too.
+            interval, timeout = heartbeat_settings()
             services.jobs = JobRunner(
                 open_registry(settings.data_root, redis_url),
                 broker_url=settings.celery_broker_url or None,
+                heartbeat_interval=interval,
+                heartbeat_timeout=timeout,
             )
             bind_handlers(services.jobs, services)
         return services

@@ -108,8 +108,10 @@ class Bucket(Protocol):
         """Return the object's metadata or raise ObjectNotFound."""
         ...
 
-    def download(self, name: str, dest: Path, progress: ProgressCallback | None = None) -> ObjectInfo:
-        """Write the object to dest (the caller handles temp names and renames)."""
+    def download(
+        self, name: str, dest: Path, progress: ProgressCallback | None = None, *, expected: ObjectInfo | None = None
+    ) -> ObjectInfo:
+        """Write the object to dest (the caller handles temp names); expected (from a listing) saves a lookup."""
         ...
 
     def upload(self, src: Path, name: str, *, overwrite: bool = False) -> ObjectInfo:

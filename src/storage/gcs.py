@@ -233,11 +233,21 @@ class GcsBucket:
         """Return the object's metadata or raise ObjectNotFound."""
         return self._info(self._get_blob(name))
 
-    def download(self, name: str, dest: Path, progress: ProgressCallback | None = None) -> ObjectInfo:
-        """Download to dest with crc32c validation; the generation is pinned to the metadata returned."""
-        blob = self._get_blob(name)  # carries mediaLink and generation, so the bytes match this info
-        # Read the metadata now: the download resets blob properties from response headers.
-        info = self._info(blob)
+    def download(
+        self, name: str, dest: Path, progress: ProgressCallback | None = None, *, expected: ObjectInfo | None = None
+    ) -> ObjectInfo:
+        """Download to dest with crc32c validation; the generation is pinned to the metadata returned.
+
+        With expected (an ObjectInfo from a listing) the generation is already known, so the metadata
+        request is skipped: one request per file instead of two, which matters at 50 ms a round trip.
+        """
+        if expected is not None and expected.generation:
+            blob = self._handle().blob(self.prefix + validate_key(name), generation=expected.generation)
+            info = expected
+        else:
+            blob = self._get_blob(name)  # carries mediaLink and generation, so the bytes match this info
+            # Read the metadata now: the download resets blob properties from response headers.
+            info = self._info(blob)
         try:
             with self._errors("download from", name):
                 if progress is None:

@@ -523,10 +523,11 @@ class EmulatorStack:
 class StackProcess:
     """Run an EmulatorStack in a child process, so the fake server's CPU never holds the client's GIL."""
 
-    def __init__(self, bucket: str = DEFAULT_BUCKET, *, indexed: bool = True) -> None:
+    def __init__(self, bucket: str = DEFAULT_BUCKET, *, indexed: bool = True, threaded: bool = False) -> None:
+        """Prepare the child; threaded=True lets the emulator serve requests concurrently, as GCS does."""
         context = multiprocessing.get_context("spawn")  # no inherited threads or locks
         self._conn, child = context.Pipe()
-        self._process = context.Process(target=_serve_stack, args=(child, bucket, indexed), daemon=True)
+        self._process = context.Process(target=_serve_stack, args=(child, bucket, indexed, threaded), daemon=True)
         self.bucket = bucket
         self.url = ""
 
@@ -559,8 +560,10 @@ class StackProcess:
         self.stop()
 
 
-def _serve_stack(conn: Any, bucket: str, indexed: bool) -> None:
+def _serve_stack(conn: Any, bucket: str, indexed: bool, threaded: bool = False) -> None:
     """Child process body: serve an EmulatorStack and run calls sent over conn until None."""
+    if threaded:
+        serve_emulator_concurrently()
     with EmulatorStack(bucket, indexed=indexed) as stack:
         conn.send(stack.url)
         while (message := conn.recv()) is not None:
@@ -637,3 +640,16 @@ def _deferred_config_writes(storage: Any) -> Any:
         del storage._write_config_to_file
         if not storage._use_memory_fs:
             write()
+
+
+def serve_emulator_concurrently() -> None:
+    """Make the emulator answer requests on a thread each (it serves one at a time; real GCS does not).
+
+    Only for a child process that runs nothing else: it swaps the emulator's HTTP server class.
+    """
+    import http.server
+    import types
+
+    import gcp_storage_emulator.server as emulator
+
+    emulator.server = types.SimpleNamespace(**{**vars(http.server), "HTTPServer": http.server.ThreadingHTTPServer})

@@ -178,8 +178,10 @@ class WrappedBucket:
     def stat(self, name: str) -> ObjectInfo:
         return self.inner.stat(name)
 
-    def download(self, name: str, dest: Path, progress: ProgressCallback | None = None) -> ObjectInfo:
-        return self.inner.download(name, dest, progress)
+    def download(
+        self, name: str, dest: Path, progress: ProgressCallback | None = None, *, expected: ObjectInfo | None = None
+    ) -> ObjectInfo:
+        return self.inner.download(name, dest, progress, expected=expected)
 
     def upload(self, src: Path, name: str, *, overwrite: bool = False) -> ObjectInfo:
         return self.inner.upload(src, name, overwrite=overwrite)
@@ -198,8 +200,10 @@ class CorruptingBucket(WrappedBucket):
         self.downloads: list[str] = []
         self._lock = threading.Lock()
 
-    def download(self, name: str, dest: Path, progress: ProgressCallback | None = None) -> ObjectInfo:
-        info = self.inner.download(name, dest, progress)
+    def download(
+        self, name: str, dest: Path, progress: ProgressCallback | None = None, *, expected: ObjectInfo | None = None
+    ) -> ObjectInfo:
+        info = self.inner.download(name, dest, progress, expected=expected)
         with self._lock:
             self.downloads.append(name)
             corrupt = self.remaining.get(name, 0) > 0
@@ -227,7 +231,9 @@ class FailingBucket(WrappedBucket):
         super().__init__(inner)
         self.error = error
 
-    def download(self, name: str, dest: Path, progress: ProgressCallback | None = None) -> ObjectInfo:
+    def download(
+        self, name: str, dest: Path, progress: ProgressCallback | None = None, *, expected: ObjectInfo | None = None
+    ) -> ObjectInfo:
         raise self.error
 
     def stat(self, name: str) -> ObjectInfo:

@@ -38,7 +38,7 @@ class CloudOperationService:
         ml_bucket: Bucket,
         data_root: Path,
         *,
-        max_workers: int = 8,
+        max_workers: int = 16,
     ) -> None:
         if max_workers < 1:
             raise ValueError("max_workers must be at least 1")

@@ -174,7 +174,7 @@ def fetch_verified(
         counter = progress.counter()
         try:
             try:
-                reported = bucket.download(name, tmp, progress=counter)
+                reported = bucket.download(name, tmp, progress=counter, expected=expected)
             except (ObjectNotFound, StoragePermissionDenied, StorageUnavailable) as err:
                 raise storage_job_error(err, label, bucket, name) from err
             except StorageError as err:
