@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from _report import emit
 
 OBJECTS_PER_RUN = 40
 FANOUT = (4, 5, 10, 5, 5)  # cid, regionid, fieldid, twid, lbid: 5,000 label-box paths
@@ -315,6 +316,24 @@ def main() -> None:
         print(f"{name:<{width}}  {measured:<{mwidth}}  {target}")
     print("-" * (width + mwidth + 14))
     print("all targets met" if all(checks.values()) else f"MISSED: {[k for k, v in checks.items() if not v]}")
+    label = f"{objects:,} objects"
+    emit("inventory", f"snapshot cold load ({label})", f"{child_result['load_s']:.3f} s", "<= 1 s", checks["cold load"])
+    emit("inventory", "RSS after load", f"{child_result['rss_mb']:.0f} MB", "<= 400 MB", checks["RSS"])
+    emit("inventory", "snapshot write", f"{t_write:.2f} s", "", None, f"{size_mb:.1f} MB parquet")
+    emit(
+        "inventory",
+        "get_hierarchy_level median / p95",
+        f"{statistics.median(hier):.3f} / {percentile(hier, 95):.3f} ms",
+        "p95 <= 5 ms",
+        checks["hierarchy p95"],
+    )
+    emit(
+        "inventory",
+        "get_temporal_data median / p95",
+        f"{statistics.median(temporal):.3f} / {percentile(temporal, 95):.3f} ms",
+        "p95 <= 20 ms",
+        checks["temporal p95"],
+    )
     sys.exit(0 if all(checks.values()) else 1)
 
 

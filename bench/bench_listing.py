@@ -18,6 +18,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
+from _report import emit
+
 from src.storage import GcsBucket, ObjectInfo, open_bucket
 from src.storage.gcs import PAGE_SIZE
 from src.storage.testing import EmulatorStack, StackProcess
@@ -127,6 +129,14 @@ def main() -> int:
         "pages / workers round trips,\nuntil the client's CPU (decoding pages and building ObjectInfo "
         "under one GIL, 'cpu' above) is the floor."
     )
+    for size, pages, sequential, parallel, _ in summary:
+        emit(
+            "listing",
+            f"parallel fan-out vs one list_blobs, {size:,} objects ({pages} pages, {args.latency_ms:g} ms)",
+            f"{sequential / parallel:.1f}x ({sequential:.2f} s / {parallel:.2f} s)",
+            ">= 8x",
+            sequential / parallel >= 8,
+        )
     size, _, sequential, parallel, _ = summary[-1]
     print(f"ratio: {sequential / parallel:.1f}x  (at {size} objects)")
     return 0
