@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import dash_bootstrap_components as dbc
-from dash import Dash, Input, Output, State, ctx, html, no_update
+import pandas as pd
+from dash import Dash, Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from pages.coverage.charts import CHARTS
@@ -135,7 +136,7 @@ def status_message(report: CoverageReport) -> Any:
         return empty_state(
             "Nothing matches this filter.", "Clear a filter level to widen the selection.", element_id="cov-empty"
         )
-    unplaced = sum(t is None for t in report.temporal.parsed_times)
+    unplaced = report.temporal.unplaced or sum(t is None for t in report.temporal.parsed_times)
     if unplaced:
         return html.Div(
             f"{unplaced} timestamp(s) have names that are not dates; they are counted but not placed on the time axes.",
@@ -154,6 +155,10 @@ def render(report: CoverageReport) -> tuple:
         figures.append(figure if figure is not None else {})
         styles.append(SHOWN if figure is not None else HIDDEN)
     rows = under_rows(report)
+    total = report.statistics.under_labeled_count
+    count = f"{total:,} above {report.threshold_pct:g} %" + (
+        f" (the worst {len(rows):,} shown; Export CSV has all)" if total > len(rows) else ""
+    )
     return (
         *kpi_values(report),
         banner(report),
@@ -161,7 +166,7 @@ def render(report: CoverageReport) -> tuple:
         *figures,
         *styles,
         rows,
-        f"{len(rows):,} above {report.threshold_pct:g} %",
+        count,
         findings(report),
     )
 
@@ -226,11 +231,11 @@ def register_callbacks(app: Dash) -> None:
         prevent_initial_call=True,
     )
     def open_run(cell: dict | None, rows: list[dict] | None) -> str:
-        if not cell or rows is None:
+        if not cell or not isinstance(cell, dict) or not isinstance(rows, list):  # other shapes are forged
             raise PreventUpdate
         # Rows are keyed by coordinate (getRowId), so sorting or filtering the grid cannot pick the wrong run.
         coordinate = cell.get("rowId")
-        if not any(row["coordinate"] == coordinate for row in rows):
+        if not any(isinstance(row, dict) and row.get("coordinate") == coordinate for row in rows):
             raise PreventUpdate
         return run_link(coordinate)
 
@@ -243,8 +248,8 @@ def register_callbacks(app: Dash) -> None:
     )
     def follow_chart_click(*args: Any) -> tuple[Any, Any]:
         *clicks, search = args
-        point = next((c["points"][0] for c in clicks if c and c.get("points")), None)
-        if point is None or "customdata" not in point:
+        point = next((c["points"][0] for c in clicks if isinstance(c, dict) and _points(c)), None)
+        if not isinstance(point, dict) or "customdata" not in point:
             raise PreventUpdate
         filters = filters_from_query(parse_query(search))
         if ctx.triggered_id == BREAKDOWN_CHART and len(filters) < len(FILTER_LEVELS):
@@ -254,17 +259,39 @@ def register_callbacks(app: Dash) -> None:
                 no_update,
                 build_search({**filters, FILTER_LEVELS[len(filters)]: str(point["customdata"])}),
             )
-        if len(filters) == len(FILTER_LEVELS):
-            return run_link(RunCoordinate.from_filters(filters, str(point["customdata"])).to_path_str()), no_update
+        data = point["customdata"]
+        timestamp = str(data[0] if isinstance(data, list) else data)
+        # A bucketed series (one point per day, say) names a period, not a run: nothing to open.
+        if len(filters) == len(FILTER_LEVELS) and timestamp in get_services().data_state.get_available_timestamps(
+            filters
+        ):
+            return run_link(RunCoordinate.from_filters(filters, timestamp).to_path_str()), no_update
         raise PreventUpdate
 
     @app.callback(
-        Output("cov-under-grid", "exportDataAsCsv"),
+        Output("cov-download", "data"),
         Input("cov-export", "n_clicks"),
+        State(FILTER_URL_ID, "search"),
+        State("cov-expected", "value"),
+        State("cov-threshold", "value"),
         prevent_initial_call=True,
     )
-    def export_csv(_clicks: int | None) -> bool:
-        return True
+    def export_csv(_clicks: int | None, search: str | None, expected: Any, threshold: Any) -> dict:
+        services = get_services()
+        try:
+            expected_value, threshold_value = parse_controls(
+                expected, threshold, services.settings.expected_samples_per_bag
+            )
+        except BadInput:
+            raise PreventUpdate from None
+        filters = filters_from_query(parse_query(search))
+        # Every under-labelled run, not just the rows on screen.
+        stats = services.data_state.get_coverage_statistics(filters, expected_value, threshold_value)
+        frame = pd.DataFrame(stats.under_labeled_timestamps, columns=["timestamp", "gap_pct", "raw_bags", "ml_samples"])
+        frame.insert(0, "coordinate", stats.under_labeled_coordinates)
+        frame["expected_samples"] = frame["raw_bags"] * expected_value
+        name = "under-labelled-" + ("-".join(filters.values()) or "all") + ".csv"
+        return dcc.send_data_frame(frame.to_csv, name, index=False)
 
     @app.callback(
         Output("cov-refresh-status", "children"),
@@ -289,7 +316,7 @@ def register_callbacks(app: Dash) -> None:
         prevent_initial_call=True,
     )
     def poll_refresh(_ticks: int | None, job_id: str | None) -> tuple[str, bool, Any]:
-        job = get_services().jobs.registry.get(job_id) if job_id else None
+        job = get_services().jobs.registry.get(job_id) if job_id and isinstance(job_id, str) else None
         if job is None:
             return "", True, no_update
         if job.is_active:
@@ -298,6 +325,11 @@ def register_callbacks(app: Dash) -> None:
             # A new value in the store re-renders the view from the new inventory.
             return f"Refreshed: {job.result.get('runs', 0):,} runs.", True, job.id
         return f"Refresh failed: {job.error}", True, no_update
+
+
+def _points(click: dict) -> bool:
+    """Tell whether a chart's clickData holds a non-empty list of points."""
+    return isinstance(click.get("points"), list) and bool(click["points"])
 
 
 def run_link(coordinate: str) -> str:

@@ -53,6 +53,7 @@ def layout(expected: str | None = None, threshold: str | None = None, **query: s
             html.Div(id="cov-banner"),
             dcc.Store(id="cov-refreshed"),
             dcc.Store(id="cov-refresh-job"),
+            dcc.Download(id="cov-download"),
             kpi_row([kpi_card(title, "—", card_id=card_id) for card_id, title in KPIS]),
             html.Div(id="cov-status"),
             dcc.Loading(
@@ -164,7 +165,6 @@ def under_labelled_table() -> dbc.Card:
                         "animateRows": False,
                     },
                     getRowId="params.data.coordinate",
-                    csvExportParams={"fileName": "under-labelled-runs.csv"},
                     style={"height": "420px"},
                     className="ag-theme-alpine",
                 ),

@@ -15,8 +15,9 @@ from src.components.filter_bar import filter_url_id, filters_from_query, parse_q
 from src.core.extensions import get_services
 from src.core.logging import get_logger
 from src.formatting import format_bytes
-from src.jobs.base import Job, JobKind
+from src.jobs.base import Job, JobError, JobKind
 from src.models import ProcessingStatus, RunCoordinate
+from src.services.local_state import ExportTrackingError
 from src.storage import StorageError
 
 log = get_logger("bagboard.downloads")
@@ -33,7 +34,11 @@ STATUS_COLOURS = {
 
 def selected_coordinates(rows: list[dict] | None) -> list[RunCoordinate]:
     """Parse the selected grid rows into validated coordinates (forged values raise ValueError)."""
-    return [RunCoordinate.from_path(str(row.get("coordinate", ""))) for row in rows or []]
+    if rows is not None and not isinstance(rows, list):
+        raise ValueError("the selected rows must be a list")
+    return [
+        RunCoordinate.from_path(str(row.get("coordinate", "") if isinstance(row, dict) else "")) for row in rows or []
+    ]
 
 
 def overview_rows(rows: list[dict]) -> list[dict]:
@@ -160,9 +165,12 @@ def register_callbacks(app: Dash) -> None:
             return dbc.Alert("Select runs in the table first.", color="info", className="py-2")
         operations = get_services().operations
         planned = []
-        for coord in coords[:MAX_PLANNED_RUNS]:
-            plan = operations.plan_raw_download(coord, policy)
-            planned.append((coord.to_path_str(), plan.counts, plan.bytes_to_transfer, plan.total_bytes))
+        try:
+            for coord in coords[:MAX_PLANNED_RUNS]:
+                plan = operations.plan_raw_download(coord, policy)
+                planned.append((coord.to_path_str(), plan.counts, plan.bytes_to_transfer, plan.total_bytes))
+        except (JobError, StorageError) as exc:  # the services' one-line refusals (policy, bucket, disk)
+            return dbc.Alert(str(exc), color="danger", className="py-2")
         note = f" (first {MAX_PLANNED_RUNS} of {len(coords)})" if len(coords) > MAX_PLANNED_RUNS else ""
         return html.Div(
             [html.Div(f"Plan for {len(coords)} run(s){note}:", className="small mb-1"), plan_table(planned)]
@@ -200,8 +208,13 @@ def register_callbacks(app: Dash) -> None:
             raise PreventUpdate
         local = get_services().local_state
         options = []
-        for export_id in local.get_export_ids():
-            info = local.get_export_info(export_id)
+        try:
+            infos = [local.get_export_info(export_id) for export_id in local.get_export_ids()]
+        except ExportTrackingError as exc:
+            # A corrupt tracking file: say so (naming it) in the picker, rather than a silently empty list.
+            return [{"label": str(exc), "value": "", "disabled": True}]
+        for info in infos:
+            export_id = info["export_id"]
             state = "uploaded" if info.get("uploaded") else "not uploaded"
             options.append(
                 {"label": f"{export_id} · {info.get('sample_count', 0)} samples · {state}", "value": export_id}
@@ -220,7 +233,7 @@ def register_callbacks(app: Dash) -> None:
             return dbc.Alert("Choose an export first.", color="info", className="py-2")
         try:
             plan = get_services().operations.plan_ml_upload(export_id, policy)
-        except (ValueError, StorageError) as exc:
+        except (ValueError, JobError, StorageError) as exc:
             return dbc.Alert(str(exc), color="danger", className="py-2")
         return plan_table([(export_id, plan.counts, plan.bytes_to_transfer, plan.total_bytes)])
 
@@ -254,7 +267,7 @@ def register_callbacks(app: Dash) -> None:
             plan = get_services().operations.plan_dataset_fetch(
                 name or "", filters_from_query(parse_query(search)), split=float(fraction) if split else None
             )
-        except (ValueError, TypeError, StorageError) as exc:
+        except (ValueError, TypeError, JobError, StorageError) as exc:
             return dbc.Alert(str(exc), color="danger", className="py-2")
         return html.Div(
             [
@@ -289,7 +302,7 @@ def register_callbacks(app: Dash) -> None:
         try:
             dataset = validate_dataset_name(name or "")
             train = validate_split(float(fraction)) if split else None
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, JobError) as exc:  # the validators raise JobError with a one-line reason
             return str(exc), no_update
         actor = current_actor()
         params = {
@@ -325,7 +338,7 @@ def register_callbacks(app: Dash) -> None:
     )
     @require_role(Role.OPERATOR)
     def cancel_job(clicks: list[int | None]) -> str:
-        if not ctx.triggered_id or not any(clicks):
+        if not isinstance(ctx.triggered_id, dict) or not any(clicks):
             raise PreventUpdate
         job_id = str(ctx.triggered_id["job"])
         accepted = get_services().jobs.cancel(job_id, current_actor())

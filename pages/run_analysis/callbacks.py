@@ -262,7 +262,7 @@ def register_callbacks(app: Dash) -> None:
     )
     def follow_job(_ticks: int | None, job_id: str | None, search: str | None) -> tuple:
         services = get_services()
-        job = services.jobs.registry.get(job_id) if job_id else None
+        job = services.jobs.registry.get(job_id) if job_id and isinstance(job_id, str) else None
         coord = coordinate_from(search)
         if job is None or coord is None:
             return no_update, True, no_update

@@ -22,6 +22,10 @@ class TemporalData:
     expected_samples_per_bag: int
     # Parsed timestamps for plotting on a real time axis; None where a name does not parse.
     parsed_times: list[datetime | None] = field(default_factory=list)
+    # "timestamp" (one point per timestamp) or, for very long selections, "hour" | "day" | "week" | "month".
+    bucket: str = "timestamp"
+    # Timestamps left out of a bucketed series because their names are not dates.
+    unplaced: int = 0
 
     def __post_init__(self) -> None:
         lengths = {
@@ -76,6 +80,8 @@ class TemporalData:
             gap_percentages=[float(g) for g in data["gap_percentages"]],
             expected_samples_per_bag=int(data["expected_samples_per_bag"]),
             parsed_times=[datetime.fromisoformat(t) if t else None for t in data.get("parsed_times") or []],
+            bucket=str(data.get("bucket", "timestamp")),
+            unplaced=int(data.get("unplaced", 0)),
         )
 
 

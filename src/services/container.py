@@ -110,6 +110,6 @@ class ServiceContainer:
         info = self.inventory.get_cache_info()
         return {
             "inventory_age_seconds": info.get("age_seconds"),
-            "inventory_runs": info.get("run_count"),
+            "inventory_runs": info.get("runs"),
             "inventory_stale_since": info.get("stale_since"),
         }

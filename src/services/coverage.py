@@ -24,8 +24,17 @@ def _time_order(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(_nat=frame["ts_parsed"].isna()).sort_values(["_nat", "ts_parsed", "timestamp"], kind="stable")
 
 
-def temporal_data(runs: pd.DataFrame, expected: int) -> TemporalData:
-    """Aggregate runs per timestamp name into the model the coverage charts draw."""
+# Time buckets tried in order when a selection has more timestamps than a chart can usefully draw.
+BUCKETS: tuple[tuple[str, str, str], ...] = (
+    ("hour", "h", "%Y-%m-%d %H:00"),
+    ("day", "D", "%Y-%m-%d"),
+    ("week", "W-MON", "%Y-%m-%d"),
+    ("month", "MS", "%Y-%m"),
+)
+
+
+def temporal_data(runs: pd.DataFrame, expected: int, max_points: int | None = None) -> TemporalData:
+    """Aggregate runs per timestamp name; above max_points timestamps, per hour, day, week or month."""
     if runs.empty:
         return TemporalData([], [], [], [], expected, [])
     per_ts = (
@@ -33,24 +42,53 @@ def temporal_data(runs: pd.DataFrame, expected: int) -> TemporalData:
         .agg(raw_bags=("raw_bags", "sum"), ml_samples=("ml_samples", "sum"), ts_parsed=("ts_parsed", "first"))
         .reset_index()
     )
+    if max_points is not None and len(per_ts) > max_points:
+        return _bucketed(per_ts, expected, max_points)
     per_ts = _time_order(per_ts)
     bags = per_ts["raw_bags"].to_numpy()
     samples = per_ts["ml_samples"].to_numpy()
-    parsed = [None if pd.isna(t) else t.to_pydatetime() for t in per_ts["ts_parsed"]]
+    parsed = per_ts["ts_parsed"].astype(object).where(per_ts["ts_parsed"].notna(), None)
     return TemporalData(
-        timestamps=[str(t) for t in per_ts["timestamp"]],
+        timestamps=per_ts["timestamp"].astype(str).tolist(),
         raw_bags=bags.astype(int).tolist(),
         ml_samples=samples.astype(int).tolist(),
         gap_percentages=np.round(gap_percentages(bags, samples, expected), 2).tolist(),
         expected_samples_per_bag=expected,
-        parsed_times=parsed,
+        parsed_times=[None if t is None else t.to_pydatetime() for t in parsed],
     )
 
 
+def _bucketed(per_ts: pd.DataFrame, expected: int, max_points: int) -> TemporalData:
+    """Sum timestamps into the finest time bucket that yields at most max_points points."""
+    placed = per_ts.dropna(subset=["ts_parsed"])
+    name, label, starts = _bucket_starts(placed["ts_parsed"], max_points)
+    grouped = placed.groupby(starts.to_numpy()).agg(raw_bags=("raw_bags", "sum"), ml_samples=("ml_samples", "sum"))
+    bags, samples = grouped["raw_bags"].to_numpy(), grouped["ml_samples"].to_numpy()
+    return TemporalData(
+        timestamps=[t.strftime(label) for t in grouped.index],
+        raw_bags=bags.astype(int).tolist(),
+        ml_samples=samples.astype(int).tolist(),
+        gap_percentages=np.round(gap_percentages(bags, samples, expected), 2).tolist(),
+        expected_samples_per_bag=expected,
+        parsed_times=[t.to_pydatetime() for t in grouped.index],
+        bucket=name,
+        unplaced=len(per_ts) - len(placed),
+    )
+
+
+def _bucket_starts(times: pd.Series, max_points: int) -> tuple[str, str, pd.Series]:
+    """Return the finest bucket (name, label format, start of each time's bucket) within max_points."""
+    for name, freq, label in BUCKETS:
+        starts = times.dt.to_period(freq).dt.start_time
+        if starts.nunique() <= max_points:
+            return name, label, starts
+    return name, label, starts  # months: a coarser bucket would hide more than it shows
+
+
 def coverage_statistics(
-    runs: pd.DataFrame, expected: int, threshold_pct: float = DEFAULT_THRESHOLD_PCT
+    runs: pd.DataFrame, expected: int, threshold_pct: float = DEFAULT_THRESHOLD_PCT, limit: int | None = None
 ) -> CoverageStatistics:
-    """Summarise runs: totals, coverage, average gap and the under-labelled runs (worst first)."""
+    """Summarise runs: totals, coverage, average gap and the under-labelled runs (worst first, at most limit)."""
     if runs.empty:
         return CoverageStatistics(0, 0, 0, 0.0, 0.0, 0, threshold_pct=threshold_pct)
     bags = runs["raw_bags"].to_numpy(dtype="int64")
@@ -61,30 +99,31 @@ def coverage_statistics(
     # Coverage caps each run at its target, so over-labelled runs cannot hide under-labelled ones.
     covered = np.minimum(samples, wanted)[has_bags].sum()
     overall = float(covered / wanted[has_bags].sum() * 100) if has_bags.any() else 0.0
-    under = has_bags & (gaps > threshold_pct)
-    order = np.lexsort((runs["timestamp"].astype(str).to_numpy()[under], -gaps[under]))
-    under_rows = runs.loc[under].iloc[order]
-    under_gaps = gaps[under][order]
-    coordinates = _paths(under_rows)
-    orphans = runs.loc[~has_bags & (samples > 0)]
+    under = np.flatnonzero(has_bags & (gaps > threshold_pct))
+    # Worst first, ties by timestamp name; only the rows shown are turned into Python objects.
+    order = pd.DataFrame({"gap": -gaps[under], "ts": runs["timestamp"].to_numpy()[under]}).sort_values(
+        ["gap", "ts"], kind="stable"
+    )
+    shown = under[order.index.to_numpy()[:limit] if limit is not None else order.index.to_numpy()]
+    rows = runs.iloc[shown]
+    orphans = runs.iloc[np.flatnonzero(~has_bags & (samples > 0))[:limit]]
     return CoverageStatistics(
         total_timestamps=int(runs["timestamp"].nunique()),
         total_raw_bags=int(bags.sum()),
         total_ml_samples=int(samples.sum()),
         overall_coverage_pct=round(overall, 2),
         average_gap_pct=round(float(gaps[has_bags].mean()), 2) if has_bags.any() else 0.0,
-        under_labeled_count=int(under.sum()),
-        under_labeled_timestamps=[
-            (str(ts), round(float(gap), 2), int(b), int(s))
-            for ts, gap, b, s in zip(
-                under_rows["timestamp"],
-                under_gaps,
-                under_rows["raw_bags"],
-                under_rows["ml_samples"],
+        under_labeled_count=len(under),
+        under_labeled_timestamps=list(
+            zip(
+                rows["timestamp"].astype(str).tolist(),
+                np.round(gaps[shown], 2).tolist(),
+                bags[shown].tolist(),
+                samples[shown].tolist(),
                 strict=True,
             )
-        ],
-        under_labeled_coordinates=coordinates,
+        ),
+        under_labeled_coordinates=_paths(rows),
         samples_without_bags=list(zip(_paths(orphans), orphans["ml_samples"].astype(int).tolist(), strict=True)),
         threshold_pct=threshold_pct,
     )

@@ -24,6 +24,10 @@ from src.services.local_scan import ANALYSIS_DIR, ANALYSIS_SUMMARY, LocalScan
 from src.services.local_state import LocalStateService
 
 Filters = Mapping[str, str | None]
+# Beyond these, a chart turns into ink and a table into megabytes: the view gets time buckets and the worst rows
+# (the CSV export still has every row).
+MAX_CHART_POINTS = 500
+MAX_TABLE_ROWS = 500
 
 
 def clean_filters(filters: Filters | None) -> dict[str, str]:
@@ -64,9 +68,12 @@ class DataStateService:
         filters: Filters | None,
         expected_samples_per_bag: int | None = None,
         threshold_pct: float = coverage.DEFAULT_THRESHOLD_PCT,
+        limit: int | None = None,
     ) -> CoverageStatistics:
-        """Return the KPI figures and the under-labelled runs (worst first)."""
-        return coverage.coverage_statistics(self.runs(filters), self._expected(expected_samples_per_bag), threshold_pct)
+        """Return the KPI figures and the under-labelled runs (worst first; all of them unless limited)."""
+        return coverage.coverage_statistics(
+            self.runs(filters), self._expected(expected_samples_per_bag), threshold_pct, limit=limit
+        )
 
     def get_coverage_breakdown(
         self,
@@ -100,8 +107,8 @@ class DataStateService:
             filters=cleaned,
             expected_samples_per_bag=expected,
             threshold_pct=threshold_pct,
-            temporal=coverage.temporal_data(runs, expected),
-            statistics=coverage.coverage_statistics(runs, expected, threshold_pct),
+            temporal=coverage.temporal_data(runs, expected, max_points=MAX_CHART_POINTS),
+            statistics=coverage.coverage_statistics(runs, expected, threshold_pct, limit=MAX_TABLE_ROWS),
             breakdown=coverage.coverage_breakdown(runs, cleaned, expected, threshold_pct),
             inventory_available=bool(info.get("available")),
             inventory_age_seconds=info.get("age_seconds"),

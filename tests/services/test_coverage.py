@@ -133,3 +133,34 @@ def test_filter_options_cascade_and_bad_values_are_refused(data_state):
         data_state.get_coverage_statistics({"cid": "../etc"})
     with pytest.raises(ValueError, match="threshold"):
         data_state.get_coverage_report({}, 17, 150)
+
+
+def test_long_selections_are_bucketed_for_the_charts_and_the_table_is_limited():
+    import pandas as pd
+
+    from src.services.coverage import coverage_statistics, temporal_data
+
+    times = pd.date_range("2024-05-01", periods=1000, freq="15min")  # about 10.4 days
+    runs = pd.DataFrame(
+        {
+            "cid": "c",
+            "regionid": "r",
+            "fieldid": "f",
+            "twid": "t",
+            "lbid": "l",
+            "timestamp": [t.strftime("%Y-%m-%dT%H-%M-%S") for t in times] + ["not-a-date"],
+            "ts_parsed": [*times, pd.NaT],
+            "raw_bags": 1,
+            "ml_samples": [0] * 500 + [17] * 501,
+        }
+    )
+    every = temporal_data(runs, 17)
+    assert len(every.timestamps) == 1001 and every.bucket == "timestamp"
+    daily = temporal_data(runs, 17, max_points=500)
+    assert daily.bucket == "hour" and len(daily.timestamps) == 250 and daily.unplaced == 1
+    assert sum(daily.raw_bags) == 1000  # the unparseable run is counted elsewhere, not lost
+    coarse = temporal_data(runs, 17, max_points=20)
+    assert coarse.bucket == "day" and coarse.timestamps[0] == "2024-05-01" and len(coarse.timestamps) == 11
+    stats = coverage_statistics(runs, 17, limit=10)
+    assert stats.under_labeled_count == 500 and len(stats.under_labeled_timestamps) == 10
+    assert len(stats.under_labeled_coordinates) == 10

@@ -1,4 +1,4 @@
-"""Raw bags against ML samples per timestamp, with the gap on a second axis."""
+"""Raw bags against ML samples per timestamp (or time bucket), with the gap on a second axis."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ from src.components.figures import BAD, MUTED, PALETTE, bar_width_ms, base_figur
 from src.models import CoverageReport
 
 TITLE = "Raw bags vs ML samples"
+HOVER = (
+    "%{customdata[0]}<br>%{customdata[1]} bags · %{customdata[2]} samples<br>gap %{customdata[3]:.1f} %<extra></extra>"
+)
 
 
 def build(report: CoverageReport) -> go.Figure:
@@ -15,31 +18,26 @@ def build(report: CoverageReport) -> go.Figure:
     data = report.temporal
     placed = [i for i, t in enumerate(data.parsed_times) if t is not None]
     x = [data.parsed_times[i] for i in placed]
-    expected = [data.raw_bags[i] * data.expected_samples_per_bag for i in placed]
-    hover = [
-        f"{data.timestamps[i]}<br>{data.raw_bags[i]} bags · {data.ml_samples[i]} samples"
-        f"<br>gap {data.gap_percentages[i]:.1f} %"
-        for i in placed
-    ]
-    figure = base_figure(TITLE)
+    # customdata[0] is the timestamp a click opens; in a bucketed series it is a period, not a run.
+    custom = [[data.timestamps[i], data.raw_bags[i], data.ml_samples[i], data.gap_percentages[i]] for i in placed]
+    title = TITLE if data.bucket == "timestamp" else f"{TITLE} per {data.bucket}"
+    figure = base_figure(title)
     figure.add_bar(
         x=x,
-        y=expected,
+        y=[data.raw_bags[i] * data.expected_samples_per_bag for i in placed],
         name="Expected samples (bags × target)",
         marker_color=MUTED,
         opacity=0.45,
-        hovertext=hover,
-        hoverinfo="text",
-        customdata=[data.timestamps[i] for i in placed],
+        customdata=custom,
+        hovertemplate=HOVER,
     )
     figure.add_bar(
         x=x,
         y=[data.ml_samples[i] for i in placed],
         name="ML samples",
         marker_color=PALETTE[1],
-        hovertext=hover,
-        hoverinfo="text",
-        customdata=[data.timestamps[i] for i in placed],
+        customdata=custom,
+        hovertemplate=HOVER,
     )
     figure.add_scatter(
         x=x,
@@ -48,9 +46,8 @@ def build(report: CoverageReport) -> go.Figure:
         mode="markers",
         marker={"color": BAD, "size": 7, "symbol": "diamond"},
         yaxis="y2",
-        hovertext=hover,
-        hoverinfo="text",
-        customdata=[data.timestamps[i] for i in placed],
+        customdata=custom,
+        hovertemplate=HOVER,
     )
     figure.update_traces(width=bar_width_ms(x), selector={"type": "bar"})
     figure.update_layout(
@@ -67,5 +64,6 @@ def build(report: CoverageReport) -> go.Figure:
             "showgrid": False,
         },
         hovermode="closest",
+        meta={"bucket": data.bucket},
     )
     return figure

@@ -12,6 +12,12 @@ from src.models import CoverageReport
 TITLE = "Gap over time"
 # Points more than this far apart are not joined: a line across missing days would invent data.
 MAX_JOIN = timedelta(days=1)
+BUCKET_JOIN = {
+    "hour": timedelta(hours=1),
+    "day": timedelta(days=1),
+    "week": timedelta(weeks=1),
+    "month": timedelta(days=31),
+}
 
 
 def build(report: CoverageReport) -> go.Figure:
@@ -25,8 +31,8 @@ def build(report: CoverageReport) -> go.Figure:
         if t is not None and bags > 0
     ]
     times = [p[0] for p in points]
-    x, y = break_long_gaps(times, [p[1] for p in points], MAX_JOIN)
-    figure = base_figure(TITLE)
+    x, y = break_long_gaps(times, [p[1] for p in points], BUCKET_JOIN.get(data.bucket, MAX_JOIN))
+    figure = base_figure(TITLE if data.bucket == "timestamp" else f"{TITLE} (per {data.bucket})")
     figure.add_scatter(
         x=x,
         y=y,
