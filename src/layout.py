@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from dash import Dash, Input, Output, State, dcc, html
 from dash.development.base_component import Component
+from dash.exceptions import UnsupportedRelativePath
 from flask_login import current_user
 
 from pages import View
@@ -43,7 +44,11 @@ def register_router(app: Dash, views: Sequence[View]) -> None:
 
     @app.callback(Output("page-content", "children"), Input("url", "pathname"), State("url", "search"))
     def route(pathname: str | None, search: str | None) -> Component:
-        path = app.strip_relative_path(pathname or "/") or ""
+        pathname = pathname if isinstance(pathname, str) and pathname else "/"
+        try:
+            path = app.strip_relative_path(pathname) or ""
+        except UnsupportedRelativePath:  # only a forged request sends a path outside the app's base
+            path = pathname.strip("/")
         view = find_view(views, path)
         if view is None:
             return empty_state("Page not found.", f"There is no view at /{path}. Use the sidebar to navigate.")

@@ -260,7 +260,7 @@ def register_callbacks(app: Dash) -> None:
                 build_search({**filters, FILTER_LEVELS[len(filters)]: str(point["customdata"])}),
             )
         data = point["customdata"]
-        timestamp = str(data[0] if isinstance(data, list) else data)
+        timestamp = str(data[0] if isinstance(data, list) and data else data)
         # A bucketed series (one point per day, say) names a period, not a run: nothing to open.
         if len(filters) == len(FILTER_LEVELS) and timestamp in get_services().data_state.get_available_timestamps(
             filters

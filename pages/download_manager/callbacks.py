@@ -147,7 +147,7 @@ def register_callbacks(app: Dash) -> None:
 
     @app.callback(Output("dm-selection", "children"), Input("dm-grid", "selectedRows"))
     def show_selection(rows: list[dict] | None) -> str:
-        return f"{len(rows or [])} selected" if rows else "Tick runs to plan or download them."
+        return f"{len(rows)} selected" if rows and isinstance(rows, list) else "Tick runs to plan or download them."
 
     @app.callback(
         Output("dm-download-plan", "children"),
@@ -338,8 +338,9 @@ def register_callbacks(app: Dash) -> None:
     )
     @require_role(Role.OPERATOR)
     def cancel_job(clicks: list[int | None]) -> str:
-        if not isinstance(ctx.triggered_id, dict) or not any(clicks):
+        triggered = ctx.triggered_id
+        if not isinstance(triggered, dict) or "job" not in triggered or not isinstance(clicks, list) or not any(clicks):
             raise PreventUpdate
-        job_id = str(ctx.triggered_id["job"])
+        job_id = str(triggered["job"])
         accepted = get_services().jobs.cancel(job_id, current_actor())
         return "Cancel requested." if accepted else "That job had already finished."

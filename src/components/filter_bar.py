@@ -26,6 +26,8 @@ def filter_url_id(view: str) -> dict[str, str]:
 
 def parse_query(search: str | None) -> dict[str, str]:
     """Return the first value of every query parameter ('?a=1&b=2' → {'a': '1', 'b': '2'})."""
+    if search is not None and not isinstance(search, str):  # only a forged request sends anything else
+        raise ValueError("the URL query must be a string")
     parsed = parse_qs((search or "").lstrip("?"), keep_blank_values=False)
     return {key: values[0] for key, values in parsed.items() if values}
 
@@ -101,7 +103,7 @@ def register_filter_callbacks(app: Dash, options_provider: Callable[[], OptionsP
         triggered = ctx.triggered_id
         # One dropdown changed by the user; a fresh page (all dropdowns at once) or a URL change reads the URL.
         if len(ctx.triggered_prop_ids) == 1 and isinstance(triggered, dict) and triggered.get("type") == "filter":
-            changed = FILTER_LEVELS.index(triggered["level"])
+            changed = FILTER_LEVELS.index(triggered.get("level"))  # a forged level raises ValueError: 400
             # Choosing a level clears the levels below it.
             filters: dict[str, str] = {}
             for level, value in zip(FILTER_LEVELS[: changed + 1], values, strict=False):

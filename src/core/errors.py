@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dash.exceptions import CallbackException
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
@@ -22,6 +23,37 @@ def _json_error(status: int, message: str) -> Response:
     return response
 
 
+def _is_id(value: Any) -> bool:
+    """Tell whether value is a component id: a string, or a dict of strings to plain values."""
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and isinstance(v, str | int | float | bool) for k, v in value.items())
+    return isinstance(value, str)
+
+
+def _is_spec(item: Any) -> bool:
+    """Tell whether item is one {id, property} entry, or a list of them (a wildcard's matches)."""
+    entries = item if isinstance(item, list) else [item]
+    return all(isinstance(e, dict) and _is_id(e.get("id")) and isinstance(e.get("property"), str) for e in entries)
+
+
+def _well_formed(body: Any, callback_map: dict[str, Any]) -> bool:
+    """Tell whether a callback request has the shape the browser sends for a registered callback."""
+    if not isinstance(body, dict) or not isinstance(body.get("output"), str) or body["output"] not in callback_map:
+        return False
+    spec = callback_map[body["output"]]
+    for field in ("inputs", "state"):
+        items = body.get(field, [])
+        if not isinstance(items, list) or len(items) != len(spec[field]) or not all(map(_is_spec, items)):
+            return False
+    multi = body["output"].startswith("..")
+    listed = body.get("outputs") if multi else [body.get("outputs")]
+    expected = len(body["output"].strip(".").split("...")) if multi else 1
+    if not isinstance(listed, list) or len(listed) != expected or not all(map(_is_spec, listed)):
+        return False
+    changed = body.get("changedPropIds", [])
+    return isinstance(changed, list) and all(isinstance(item, str) for item in changed)
+
+
 def register_error_handlers(server: Flask, callback_map: dict[str, Any], url_base: str) -> None:
     """Reject malformed callback requests with 400 and never leak a traceback."""
     update_path = f"{url_base}_dash-update-component"
@@ -31,17 +63,18 @@ def register_error_handlers(server: Flask, callback_map: dict[str, Any], url_bas
         if request.path != update_path or request.method != "POST":
             return None
         body = request.get_json(silent=True)
-        if (
-            not isinstance(body, dict)
-            or not isinstance(body.get("output"), str)
-            or body["output"] not in callback_map
-            or not isinstance(body.get("inputs", []), list)
-            or not isinstance(body.get("state", []), list)
-            or not all(isinstance(item, dict | list) for item in [*body.get("inputs", []), *body.get("state", [])])
-        ):
+        if not _well_formed(body, callback_map):
             log.warning("bad_callback_request", path=request.path)
             return _json_error(400, "malformed callback request")
         return None
+
+    @server.errorhandler(CallbackException)
+    def handle_callback_mismatch(error: CallbackException) -> Response:
+        # Dash's own checks of a request against the callback's definition (outputs, wildcard ids).
+        if request.path == update_path:
+            log.warning("callback_request_mismatch", error_type=type(error).__name__)
+            return _json_error(400, "callback request does not match the callback")
+        return handle_unexpected(error)
 
     @server.errorhandler(HTTPException)
     def handle_http_error(error: HTTPException) -> Response | HTTPException:

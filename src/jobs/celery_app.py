@@ -9,7 +9,8 @@ environment as the web app (so both open the same registry and handlers)::
 
 Environment: BAGBOARD_CELERY_BROKER_URL (the broker); BAGBOARD_JOBS_REDIS_URL, else
 BAGBOARD_CACHE_REDIS_URL, else BAGBOARD_DATA_ROOT (SQLite) for the registry; BAGBOARD_JOB_HANDLERS
-("module:function", default src.jobs.handlers:register) for the handlers.
+("module:function", default src.jobs.handlers:register) for the handlers; BAGBOARD_JOB_HEARTBEAT_INTERVAL
+and BAGBOARD_JOB_HEARTBEAT_TIMEOUT (seconds, default 5 and 60) for heartbeats, the same as the web app's.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from celery import Celery
 from src.core.logging import get_logger
 from src.jobs.registry import registry_from_env
 from src.jobs.registry_base import JobRegistry
-from src.jobs.worker import RUN_JOB_TASK, HandlerSet, Heartbeat, execute_job, load_handlers
+from src.jobs.worker import RUN_JOB_TASK, HandlerSet, Heartbeat, execute_job, heartbeat_settings, load_handlers
 
 BROKER_ENV = "BAGBOARD_CELERY_BROKER_URL"
 log = get_logger("bagboard.jobs")
@@ -55,7 +56,8 @@ def worker_state() -> tuple[JobRegistry, HandlerSet, Heartbeat]:
     with _state_lock:
         if _state is None or _state[0] != os.getpid():
             registry = registry_from_env()
-            heartbeat = Heartbeat(registry)
+            interval, timeout = heartbeat_settings()
+            heartbeat = Heartbeat(registry, interval=interval, timeout=timeout)
             heartbeat.start()
             _state = (os.getpid(), registry, load_handlers(), heartbeat)
         return _state[1], _state[2], _state[3]

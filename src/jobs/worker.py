@@ -26,6 +26,10 @@ HEARTBEAT_INTERVAL = 5.0
 HEARTBEAT_TIMEOUT = 60.0
 RETENTION_S = 7 * 24 * 3600.0
 PURGE_INTERVAL_S = 3600.0
+# Every process sharing a registry must use the same values: one with a shorter timeout than another's
+# interval would fail that process's live jobs as interrupted.
+HEARTBEAT_INTERVAL_ENV = "BAGBOARD_JOB_HEARTBEAT_INTERVAL"
+HEARTBEAT_TIMEOUT_ENV = "BAGBOARD_JOB_HEARTBEAT_TIMEOUT"
 
 
 class Handler(Protocol):
@@ -76,6 +80,31 @@ def sleep_handler(
     if fail:
         raise JobError(fail)
     return {"slept_s": pause * steps, "steps": steps}
+
+
+def heartbeat_settings(environ: Mapping[str, str] | None = None) -> tuple[float, float]:
+    """Return (interval, timeout) in seconds from BAGBOARD_JOB_HEARTBEAT_INTERVAL / _TIMEOUT, else the defaults.
+
+    Raise ValueError naming the variable when a value is not a positive number or the timeout is not
+    longer than the interval.
+    """
+    env = os.environ if environ is None else environ
+    values = []
+    for name, default in ((HEARTBEAT_INTERVAL_ENV, HEARTBEAT_INTERVAL), (HEARTBEAT_TIMEOUT_ENV, HEARTBEAT_TIMEOUT)):
+        raw = (env.get(name) or "").strip()
+        try:
+            value = float(raw) if raw else default
+        except ValueError:
+            value = -1.0
+        if not value > 0:  # also rejects nan
+            raise ValueError(f"{name} must be a positive number of seconds, got {raw!r}")
+        values.append(value)
+    interval, timeout = values
+    if timeout <= interval:
+        raise ValueError(
+            f"{HEARTBEAT_TIMEOUT_ENV} ({timeout:g} s) must be longer than {HEARTBEAT_INTERVAL_ENV} ({interval:g} s)"
+        )
+    return interval, timeout
 
 
 def builtin_handlers() -> HandlerSet:

@@ -139,6 +139,7 @@ class CoverageBreakdown:
     under_labeled_counts: list[int]
     days: list[str] = field(default_factory=list)  # ISO dates, columns of the heatmap
     day_gaps: list[list[float | None]] = field(default_factory=list)  # one row per child, None = no bags
+    period: str = "day"  # the heatmap's column width: day, or week / month for long selections
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-serialisable dict."""

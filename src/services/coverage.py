@@ -29,7 +29,7 @@ BUCKETS: tuple[tuple[str, str, str], ...] = (
     ("hour", "h", "%Y-%m-%d %H:00"),
     ("day", "D", "%Y-%m-%d"),
     ("week", "W-MON", "%Y-%m-%d"),
-    ("month", "MS", "%Y-%m"),
+    ("month", "M", "%Y-%m"),
 )
 
 
@@ -76,9 +76,10 @@ def _bucketed(per_ts: pd.DataFrame, expected: int, max_points: int) -> TemporalD
     )
 
 
-def _bucket_starts(times: pd.Series, max_points: int) -> tuple[str, str, pd.Series]:
+def _bucket_starts(times: pd.Series, max_points: int, coarsest_first_from: str = "hour") -> tuple[str, str, pd.Series]:
     """Return the finest bucket (name, label format, start of each time's bucket) within max_points."""
-    for name, freq, label in BUCKETS:
+    names = [name for name, _, _ in BUCKETS]
+    for name, freq, label in BUCKETS[names.index(coarsest_first_from) :]:
         starts = times.dt.to_period(freq).dt.start_time
         if starts.nunique() <= max_points:
             return name, label, starts
@@ -130,7 +131,11 @@ def coverage_statistics(
 
 
 def coverage_breakdown(
-    runs: pd.DataFrame, filters: dict[str, str], expected: int, threshold_pct: float = DEFAULT_THRESHOLD_PCT
+    runs: pd.DataFrame,
+    filters: dict[str, str],
+    expected: int,
+    threshold_pct: float = DEFAULT_THRESHOLD_PCT,
+    max_columns: int | None = None,
 ) -> CoverageBreakdown | None:
     """Break coverage down by the level below the selection (None when all five levels are chosen)."""
     depth = len(filters)
@@ -149,6 +154,12 @@ def coverage_breakdown(
             "day": runs["ts_parsed"].dt.floor("D").to_numpy(),
         }
     )
+    period = "day"
+    if max_columns is not None and frame["day"].nunique() > max_columns:
+        # Too many days for a readable heatmap: weeks, then months.
+        placed = frame["day"].dropna()
+        period, _label, starts = _bucket_starts(placed, max_columns, coarsest_first_from="week")
+        frame.loc[placed.index, "day"] = starts.to_numpy()
     per_child = frame.groupby("child", sort=True).agg(
         runs=("raw_bags", "size"),
         raw_bags=("raw_bags", "sum"),
@@ -174,6 +185,7 @@ def coverage_breakdown(
         ).tolist(),
         under_labeled_counts=per_child["under"].astype(int).tolist(),
         days=[pd.Timestamp(d).date().isoformat() for d in grid.columns],
+        period=period,
         day_gaps=[[None if pd.isna(v) else round(float(v), 2) for v in row] for row in grid.to_numpy()],
     )
 

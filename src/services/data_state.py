@@ -28,6 +28,7 @@ Filters = Mapping[str, str | None]
 # (the CSV export still has every row).
 MAX_CHART_POINTS = 500
 MAX_TABLE_ROWS = 500
+MAX_HEATMAP_COLUMNS = 120
 
 
 def clean_filters(filters: Filters | None) -> dict[str, str]:
@@ -109,7 +110,9 @@ class DataStateService:
             threshold_pct=threshold_pct,
             temporal=coverage.temporal_data(runs, expected, max_points=MAX_CHART_POINTS),
             statistics=coverage.coverage_statistics(runs, expected, threshold_pct, limit=MAX_TABLE_ROWS),
-            breakdown=coverage.coverage_breakdown(runs, cleaned, expected, threshold_pct),
+            breakdown=coverage.coverage_breakdown(
+                runs, cleaned, expected, threshold_pct, max_columns=MAX_HEATMAP_COLUMNS
+            ),
             inventory_available=bool(info.get("available")),
             inventory_age_seconds=info.get("age_seconds"),
             stale_since=info.get("stale_since"),
