@@ -18,6 +18,9 @@ max_requests_jitter = 50
 # Shared state (inventory generation, login throttling, jobs) lives in the cache and on disk, not in memory.
 preload_app = False
 
+# gunicorn 27's control socket has one default path per host, so a second master would clash with the first.
+control_socket_disable = os.environ.get("GUNICORN_CONTROL_SOCKET", "off") != "on"
+
 accesslog = "-"
 errorlog = "-"
 logger_class = "src.core.gunicorn_logging.StructlogGunicornLogger"
