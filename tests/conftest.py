@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,7 @@ import pytest
 
 # app.py builds a module-level app on import: point it at a throwaway data root first.
 _IMPORT_ROOT = tempfile.mkdtemp(prefix="bagboard-import-")
+atexit.register(shutil.rmtree, _IMPORT_ROOT, ignore_errors=True)
 os.environ.setdefault("BAGBOARD_ENV", "test")
 os.environ.setdefault("BAGBOARD_DATA_ROOT", _IMPORT_ROOT)
 os.environ.setdefault("BAGBOARD_LOG_FORMAT", "console")

@@ -64,6 +64,12 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(str(err), EXIT_ERROR)
     except KeyboardInterrupt:
         return _fail("interrupted", EXIT_CANCELLED)
+    except OSError as err:
+        if args.debug:
+            raise
+        # Disk full, file too large, permissions: the OS's own words and the path are what an operator needs.
+        where = f" ({err.filename})" if err.filename else ""
+        return _fail(f"cannot read or write the files: {err.strerror or err}{where}", EXIT_ERROR)
     except Exception as err:
         if args.debug:
             raise
