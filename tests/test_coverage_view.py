@@ -139,3 +139,26 @@ def test_parse_controls(expected, threshold, answer):
 def test_parse_controls_refuses_bad_values(expected, threshold):
     with pytest.raises(BadInput):
         parse_controls(expected, threshold, 17)
+
+
+def test_renders_are_reused_until_the_inventory_changes(client, auth, seeded):
+    from pages.coverage.callbacks import RENDERS
+
+    auth.login("viewer")
+    values = {COV_SEARCH: "?cid=acme"}
+    first = response_outputs(post_callback(client, seeded, "cov-kpi-bags-value.children", values))
+    hits = RENDERS.hits
+    again = response_outputs(post_callback(client, seeded, "cov-kpi-bags-value.children", values))
+    assert RENDERS.hits == hits + 1 and again["cov-kpi-bags-value"] == first["cov-kpi-bags-value"]
+
+    services = seeded.server.extensions["bagboard.services"]
+    raw_root = services.settings.raw_bucket.removeprefix("file://")
+    new_run = f"{raw_root}/acme/north/field-01/tw01/lb1/2030-01-01T00-00-00"
+    import pathlib
+
+    pathlib.Path(new_run).mkdir(parents=True)
+    (pathlib.Path(new_run) / "new.bag").write_bytes(b"x")
+    services.inventory.refresh_inventory()
+    after = response_outputs(post_callback(client, seeded, "cov-kpi-bags-value.children", values))
+    before_bags = int(first["cov-kpi-bags-value"]["children"].replace(",", ""))
+    assert int(after["cov-kpi-bags-value"]["children"].replace(",", "")) == before_bags + 1

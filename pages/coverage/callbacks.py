@@ -14,12 +14,14 @@ from pages.coverage.layout import EXPECTED_RANGE, KPIS, VIEW_KEY
 from src.auth import Role, current_actor, require_role
 from src.components.cards import empty_state
 from src.components.filter_bar import build_search, filter_url_id, filters_from_query, parse_query
+from src.components.render_cache import RenderCache
 from src.core.extensions import get_services
 from src.core.logging import get_logger
 from src.formatting import format_age
 from src.jobs.base import JobKind
 from src.models import FILTER_LEVELS, CoverageReport, ProcessingStatus, RunCoordinate
 from src.services.coverage import DEFAULT_THRESHOLD_PCT
+from src.services.data_state import clean_filters
 
 log = get_logger("bagboard.coverage")
 HIDDEN, SHOWN = {"display": "none"}, {}
@@ -28,6 +30,7 @@ BREAKDOWN_CHART = "chart-coverage-coverage-by-child"
 FILTER_URL_ID = filter_url_id(VIEW_KEY)
 # KPI values, banner, status, a figure and a box style per chart, grid rows, row count, findings.
 RENDER_OUTPUTS = len(KPIS) + 2 + 2 * len(CHARTS) + 3
+RENDERS = RenderCache(size=256)
 
 
 class BadInput(ValueError):
@@ -84,21 +87,34 @@ def under_rows(report: CoverageReport) -> list[dict[str, Any]]:
 
 def banner(report: CoverageReport) -> Any:
     """Warn when the inventory is stale, else say how old it is."""
-    if report.stale_since:
+    return banner_for(
+        {
+            "stale_since": report.stale_since,
+            "last_error": report.stale_reason,
+            "available": report.inventory_available,
+            "age_seconds": report.inventory_age_seconds,
+        }
+    )
+
+
+def banner_for(info: dict[str, Any]) -> Any:
+    """Warn when the inventory is stale (from its cache info), else say how old it is."""
+    stale_since, reason = info.get("stale_since"), info.get("last_error") or info.get("stale_reason")
+    if stale_since:
         return dbc.Alert(
             [
                 html.B("Inventory is stale "),
-                f"since {report.stale_since[:16].replace('T', ' ')} UTC: the last refresh failed, "
+                f"since {stale_since[:16].replace('T', ' ')} UTC: the last refresh failed, "
                 "showing the last good snapshot. ",
-                html.Span(report.stale_reason or "", className="small"),
+                html.Span(reason or "", className="small"),
             ],
             color="warning",
             id="cov-stale-banner",
             className="py-2",
         )
-    if report.inventory_available:
+    if info.get("available"):
         return html.Div(
-            f"Inventory updated {format_age(report.inventory_age_seconds)}.",
+            f"Inventory updated {format_age(info.get('age_seconds'))}.",
             className="small text-muted mb-2",
             id="cov-age",
         )
@@ -205,23 +221,30 @@ def register_callbacks(app: Dash) -> None:
             expected_value, threshold_value = parse_controls(
                 expected, threshold, services.settings.expected_samples_per_bag
             )
-            report = services.data_state.get_coverage_report(filters_from_query(query), expected_value, threshold_value)
+            filters = clean_filters(filters_from_query(query))
         except ValueError as exc:  # BadInput from the controls, or a service refusal
             log.info("coverage_input_refused", error=str(exc))
             return (no_update, no_update, no_update, str(exc), *[no_update] * RENDER_OUTPUTS)
+        # Many people look at the same few selections: reuse a render while the inventory is unchanged.
+        key = (id(services), services.inventory.version(), tuple(filters.items()), expected_value, threshold_value)
+        outputs = RENDERS.get_or_build(
+            key, lambda: render(services.data_state.get_coverage_report(filters, expected_value, threshold_value))
+        )
+        # The banner carries the inventory's age and staleness, which change without a new version.
+        outputs = (*outputs[: len(KPIS)], banner_for(services.inventory.get_cache_info()), *outputs[len(KPIS) + 1 :])
         extra = {key: value for key, value in query.items() if key not in (*FILTER_LEVELS, "expected", "threshold")}
         if expected_value != services.settings.expected_samples_per_bag:
             extra["expected"] = str(expected_value)
         if threshold_value != DEFAULT_THRESHOLD_PCT:
             extra["threshold"] = f"{threshold_value:g}"
-        new_search = build_search(report.filters, extra)
+        new_search = build_search(filters, extra)
         # Never write back into a control the user is typing in; only a URL change sets the controls.
         return (
             new_search if new_search != (search or "") else no_update,
             no_update if from_controls else expected_value,
             no_update if from_controls else f"{threshold_value:g}",
             "",
-            *render(report),
+            *outputs,
         )
 
     @app.callback(

@@ -745,6 +745,11 @@ class CloudInventoryService:
         finally:
             self._release_refresh_lock(token)
 
+    def version(self) -> tuple[Any, str | None]:
+        """Return what identifies the in-memory inventory (shared generation, build time): a cache key part."""
+        inventory = self._sync()
+        return self._generation, inventory.built_at.isoformat() if inventory else None
+
     def mark_stale(self, reason: str) -> None:
         """Record that the buckets changed so the next get_full_inventory() lists them again."""
         now = self._clock()
