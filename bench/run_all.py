@@ -31,7 +31,12 @@ BENCHES: list[tuple[str, list[str], int, list[str]]] = [
     ("download", ["bench/bench_download.py"], 600, ["--mb", "5", "--repeat", "1"]),
     ("extraction", ["bench/bench_extraction.py"], 900, ["--mb", "200"]),
     ("analysis", ["bench/bench_analysis.py"], 300, []),
-    ("load", ["bench/load/run.py"], 900, ["--duration", "8", "--dataset", "demo"]),
+    (
+        "load",
+        ["bench/load/run.py", "--dataset", "both", "--duration", "15"],
+        900,
+        ["--duration", "8", "--dataset", "demo"],
+    ),
 ]
 
 

@@ -27,6 +27,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from bench._report import emit
 from bench.load import client, prepare, server
 
 RESULTS = prepare.ROOT / "bench" / "results" / "load.json"
@@ -384,6 +385,30 @@ def print_run(result: dict[str, Any]) -> None:
     for line in result["server_log_problems"]:
         print(f"  server log: {line}")
     print(headline(result))
+    coverage, v = result["stats"].get("coverage", {}), result["verdict"]
+    shape = f"{result['dataset']}, {result['workers']}x{result['threads']} gunicorn"
+    emit(
+        "load",
+        f"coverage callback req/s ({shape})",
+        f"{coverage.get('req_s', 0):.1f}",
+        f">= {TARGETS['coverage_rps']:g}",
+        v["checks"]["coverage_rps"],
+    )
+    emit(
+        "load",
+        f"coverage callback p50 / p99 ({shape})",
+        f"{coverage.get('p50_ms', float('nan')):.0f} / {coverage.get('p99_ms', float('nan')):.0f} ms",
+        f"p99 <= {TARGETS['coverage_p99_ms']:g} ms",
+        v["checks"]["coverage_p99_ms"],
+    )
+    emit(
+        "load",
+        f"errors, all callbacks ({shape})",
+        str(v["errors"]),
+        "0",
+        v["checks"]["errors"],
+        f"{result['stats']['all']['req_s']:.1f} req/s over all callbacks",
+    )
 
 
 def headline(result: dict[str, Any]) -> str:
