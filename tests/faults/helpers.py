@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import base64
 import random
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,18 +49,6 @@ def is_media(request: RecordedRequest) -> bool:
 def is_metadata(request: RecordedRequest) -> bool:
     """Match single-object metadata GETs (objects.get without alt=media)."""
     return request.method == "GET" and "/o/" in request.path and request.param("alt") != "media"
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05) -> Any:
-    """Poll until predicate returns something truthy and return it; fail after timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(interval)
 
 
 def app_settings(data_root: Path, **overrides: str) -> Settings:

@@ -22,7 +22,8 @@ from src.jobs.base import JobError
 from src.services.inventory import read_snapshot
 from src.services.local_state import TRACKING_FILE
 from tests.conftest import AuthActions, post_callback
-from tests.faults.helpers import app_settings, seed_demo_app, wait_for
+from tests.faults.helpers import app_settings, seed_demo_app
+from tests.helpers import wait_for
 
 COV_SEARCH = '{"type":"filter-url","view":"coverage"}.search'
 DM_SEARCH = '{"type":"filter-url","view":"download-manager"}.search'

@@ -33,7 +33,7 @@ from src.models import ProcessingStatus, RunCoordinate
 from src.services.extraction import ExtractionService
 from src.services.job_handlers import bind_handlers
 from src.services.local_state import LocalStateService
-from tests.faults.helpers import wait_for
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.slow
 

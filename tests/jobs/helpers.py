@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import multiprocessing
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from src.jobs.registry_base import JobRegistry
 from src.jobs.runner import JobRunner
 from src.jobs.sqlite_registry import SqliteJobRegistry
 from src.jobs.worker import HandlerSet
+from tests.helpers import Actor, wait_for
 
 # Fork keeps child start-up in milliseconds (spawn would re-import pandas and friends).
 FORK = multiprocessing.get_context("fork")
@@ -34,30 +34,6 @@ class StoreSpec:
         if self.backend == "sqlite":
             return SqliteJobRegistry(Path(self.location))
         return RedisJobRegistry(self.location, self.prefix)
-
-
-@dataclass(frozen=True)
-class Actor:
-    """A signed-in user as the services see one."""
-
-    name: str
-    role: Role
-
-    def can(self, required: Role) -> bool:
-        """Tell whether the actor's role includes required."""
-        return self.role.allows(required)
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 5.0, interval: float = 0.01) -> Any:
-    """Poll until predicate returns something truthy and return it; fail after timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(interval)
 
 
 def wait_terminal(registry: JobRegistry, job_id: str, timeout: float = 5.0) -> Job:

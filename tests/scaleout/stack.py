@@ -16,8 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -25,7 +24,7 @@ from typing import IO, Any
 import redis
 import requests
 
-from src.auth.roles import Role
+from tests.helpers import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -37,30 +36,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
-    """Poll until predicate returns something truthy and return it; fail with what after timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout:g} s")
-        time.sleep(interval)
-
-
-@dataclass(frozen=True)
-class Actor:
-    """A user as JobRunner.submit sees one (for jobs no web page starts, like the diagnostic sleep job)."""
-
-    name: str
-    role: Role
-
-    def can(self, required: Role) -> bool:
-        """Tell whether the actor's role includes required."""
-        return self.role.allows(required)
 
 
 class Service:

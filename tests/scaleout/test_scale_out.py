@@ -15,8 +15,9 @@ import pytest
 from src.auth.roles import Role
 from src.jobs.base import Job, JobKind
 from src.models.status import ProcessingStatus
+from tests.helpers import Actor, wait_for
 from tests.scaleout.conftest import HEARTBEAT_TIMEOUT, Stack
-from tests.scaleout.stack import Actor, DashClient, JobRow, Service, wait_for
+from tests.scaleout.stack import DashClient, JobRow, Service
 
 pytestmark = pytest.mark.slow
 
