@@ -21,6 +21,7 @@ from src.services.local_state import ExportTrackingError
 from src.storage import StorageError
 
 log = get_logger("bagboard.downloads")
+MAX_GRID_ROWS = 2000
 MAX_PLANNED_RUNS = 200  # a plan lists files; beyond this many runs the table stops being readable
 STATUS_COLOURS = {
     ProcessingStatus.PENDING: "secondary",
@@ -143,7 +144,15 @@ def register_callbacks(app: Dash) -> None:
             f"{sum(r['analyzed'] for r in rows):,}",
         ]
         status = None if rows else empty_state("No runs match this filter.", "Clear a filter level to widen it.")
-        return overview_rows(rows), *kpis, status
+        if len(rows) > MAX_GRID_ROWS:
+            # Tens of thousands of rows are megabytes per refresh and nobody ticks them one by one.
+            status = dbc.Alert(
+                f"Showing the first {MAX_GRID_ROWS:,} of {len(rows):,} runs: narrow the filter to see the rest.",
+                color="info",
+                className="py-2",
+                id="dm-truncated",
+            )
+        return overview_rows(rows[:MAX_GRID_ROWS]), *kpis, status
 
     @app.callback(Output("dm-selection", "children"), Input("dm-grid", "selectedRows"))
     def show_selection(rows: list[dict] | None) -> str:
