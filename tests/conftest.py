@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import atexit
-import json
 import os
 import shutil
 import tempfile
@@ -24,6 +23,7 @@ from flask.testing import FlaskClient  # noqa: E402
 from src.auth.roles import Role  # noqa: E402
 from src.auth.users import UserStore  # noqa: E402
 from src.config import Settings  # noqa: E402
+from tests.helpers import callback_body  # noqa: E402
 
 PASSWORDS = {"viewer": "viewer-pass-1", "operator": "operator-pass-1", "admin": "admin-pass-1"}
 
@@ -117,31 +117,5 @@ def post_callback(
 ):
     """Call the callback producing output the way the browser does; values maps 'id.prop' to a value."""
     key, spec = find_callback(app, output, via)
-    outputs = []
-    for part in key.strip(".").split("..."):
-        component, prop = part.rsplit(".", 1)
-        outputs.append({"id": parse_id(component), "property": prop})
-
-    def fill(items: list[dict]) -> list[dict]:
-        return [
-            {
-                "id": parse_id(item["id"]),
-                "property": item["property"],
-                "value": values.get(f"{item['id']}.{item['property']}"),
-            }
-            for item in items
-        ]
-
-    body = {
-        "output": key,
-        "outputs": outputs if key.startswith("..") else outputs[0],
-        "inputs": fill(spec["inputs"]),
-        "state": fill(spec["state"]),
-        "changedPropIds": [triggered] if triggered else [f"{i['id']}.{i['property']}" for i in spec["inputs"]],
-    }
+    body = callback_body(key, spec, values, triggered)
     return client.post("/_dash-update-component", json=body)
-
-
-def parse_id(component: str) -> str | dict:
-    """Turn a pattern-matching id's JSON back into the dict the browser sends."""
-    return json.loads(component) if component.startswith("{") else component

@@ -33,8 +33,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from src.models import FILTER_LEVELS, HIERARCHY_LEVELS
-from tests.conftest import AuthActions, parse_id
+from tests.conftest import AuthActions
 from tests.faults.helpers import app_settings, seed_demo_app
+from tests.helpers import parse_id
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,6 @@ with the callback specs read from /_dash-dependencies.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import signal
@@ -24,7 +23,7 @@ from typing import IO, Any
 import redis
 import requests
 
-from tests.helpers import wait_for
+from tests.helpers import callback_body, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -254,29 +253,7 @@ class DashClient:
         A callback that prevents its update returns {}.
         """
         spec = self.find(output, via)
-        key = spec["output"]
-        outputs = []
-        for part in key.strip(".").split("..."):
-            component, prop = part.rsplit(".", 1)
-            outputs.append({"id": _parse_id(component), "property": prop})
-
-        def fill(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-            return [
-                {
-                    "id": _parse_id(item["id"]),
-                    "property": item["property"],
-                    "value": values.get(f"{item['id']}.{item['property']}"),
-                }
-                for item in items
-            ]
-
-        body = {
-            "output": key,
-            "outputs": outputs if key.startswith("..") else outputs[0],
-            "inputs": fill(spec["inputs"]),
-            "state": fill(spec["state"]),
-            "changedPropIds": [triggered] if triggered else [f"{i['id']}.{i['property']}" for i in spec["inputs"]],
-        }
+        body = callback_body(spec["output"], spec, values, triggered)
         response = self.http.post(f"{self.base_url}/_dash-update-component", json=body, timeout=30)
         if response.status_code == 204:
             return {}
@@ -325,11 +302,6 @@ class DashClient:
         """Poll the refresh like the coverage view's interval does (poll_refresh); return the status line."""
         response = self.call("cov-refreshed.data", {"cov-refresh-tick.n_intervals": 1, "cov-refresh-job.data": job_id})
         return response["cov-refresh-status"]["children"]
-
-
-def _parse_id(component: str) -> str | dict[str, Any]:
-    """Turn a pattern-matching id's JSON back into the dict the browser sends."""
-    return json.loads(component) if component.startswith("{") else component
 
 
 @dataclass(frozen=True)
