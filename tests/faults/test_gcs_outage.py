@@ -34,8 +34,8 @@ from tests.faults.helpers import (
     is_listing,
     is_media,
     random_bytes,
-    wait_for,
 )
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.emulator
 
