@@ -51,6 +51,7 @@ class ExtractionService:
     def execute_extraction(self, coord: RunCoordinate, ctx: JobContext | None = None) -> ExtractionJob:
         """Extract the run's bags into processed/{coord}, reporting bags and frames through ctx."""
         ctx = ctx or NullContext()
+        ctx.check_cancelled()  # a job cancelled while it waited never starts the extractor
         raw = self.local.check_raw_downloaded(coord)
         if not raw.downloaded:
             raise JobError(f"{coord} has no downloaded bags: download it first")

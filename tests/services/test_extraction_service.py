@@ -84,12 +84,24 @@ def test_not_downloaded_runs_are_refused(tmp_path):
         ExtractionService(LocalStateService(tmp_path)).execute_extraction(coord)
 
 
-def test_cancel_stops_the_subprocess_and_keeps_no_output(demo, tmp_path):
+def test_a_job_cancelled_before_it_starts_never_runs_the_extractor(demo, tmp_path):
     local = LocalStateService(tmp_path)
     coord = downloaded_run(demo, tmp_path)
     with pytest.raises(JobCancelled):
         ExtractionService(local).execute_extraction(coord, RecordingContext(cancel_after=0))
-    assert not local.check_extracted(coord).extracted
+    assert not (tmp_path / "processed").exists()
+
+
+def test_cancel_mid_way_leaves_either_nothing_or_a_complete_output(demo, tmp_path):
+    local = LocalStateService(tmp_path)
+    coord = downloaded_run(demo, tmp_path)
+    with pytest.raises(JobCancelled):
+        ExtractionService(local).execute_extraction(coord, RecordingContext(cancel_after=1))
+    output = tmp_path / "processed" / coord.to_path_str()
+    # The extractor may finish before the cancel lands; what must never happen is a half-written output.
+    assert not output.exists() or local.check_extracted(coord).extracted
+    leftovers = [p.name for p in output.parent.iterdir() if p.name.startswith(".")] if output.parent.exists() else []
+    assert leftovers == []
 
 
 def test_container_spec_is_locked_down(tmp_path):
