@@ -34,6 +34,8 @@ from rosbags.highlevel import AnyReader
 from rosbags.rosbag2.enums import StoragePlugin
 from rosbags.typesys.store import Typestore
 
+from src.demo.bags import MessageCodec
+from src.demo.sim import Box
 from src.extraction import extract_run
 from src.extraction.checksums import file_crc32c
 from src.rosmsgs import ros1_vision_typestore, vision_typestore
@@ -200,66 +202,30 @@ def write_bag(bag: Path, fmt: str, target_bytes: int) -> int:
 
 
 class _Messages:
-    """Serialize the bench's messages for one typestore."""
+    """Serialize the bench's messages with the demo's codec: big rgb8 frames, OBJECTS boxes each."""
 
     def __init__(self, store: Typestore, ros1: bool) -> None:
-        self.t = store.types
-        self.ros1 = ros1
-        self.serialize = store.serialize_ros1 if ros1 else store.serialize_cdr
+        self.codec = MessageCodec(store, ros1)
         rng = np.random.default_rng(7)
         # Noise does not compress, like a real camera image; rolled per frame so frames differ.
         self.pixels = rng.integers(0, 256, WIDTH * HEIGHT * 3, dtype=np.uint8)
-        geo = "geometry_msgs/msg/"
-        self.pose = self.t[f"{geo}PoseWithCovariance"](
-            pose=self.t[f"{geo}Pose"](
-                position=self.t[f"{geo}Point"](x=0.0, y=0.0, z=0.0),
-                orientation=self.t[f"{geo}Quaternion"](x=0.0, y=0.0, z=0.0, w=1.0),
-            ),
-            covariance=np.zeros(36, dtype=np.float64),
-        )
-
-    def header(self, stamp_ns: int, seq: int) -> object:
-        """Return a Header for the stamp."""
-        stamp = self.t["builtin_interfaces/msg/Time"](sec=stamp_ns // 10**9, nanosec=stamp_ns % 10**9)
-        if self.ros1:
-            return self.t["std_msgs/msg/Header"](seq=seq, stamp=stamp, frame_id="camera")
-        return self.t["std_msgs/msg/Header"](stamp=stamp, frame_id="camera")
-
-    def detections(self, stamp_ns: int, seq: int, with_ids: bool) -> memoryview:
-        """Serialize OBJECTS detections; tracks carry ids."""
-        v = "vision_msgs/msg/"
-        header = self.header(stamp_ns, seq)
-        dets = [
-            self.t[f"{v}Detection2D"](
-                header=header,
-                results=[
-                    self.t[f"{v}ObjectHypothesisWithPose"](
-                        hypothesis=self.t[f"{v}ObjectHypothesis"](class_id="car", score=0.8), pose=self.pose
-                    )
-                ],
-                bbox=self.t[f"{v}BoundingBox2D"](
-                    center=self.t[f"{v}Pose2D"](position=self.t[f"{v}Point2D"](x=100.0 + 50 * k, y=240.0), theta=0.0),
-                    size_x=40.0,
-                    size_y=30.0,
-                ),
-                id=str(1000 + k) if with_ids else "",
-            )
+        self.boxes = tuple(
+            Box("car", (100.0 + 50 * k) / WIDTH, 240.0 / HEIGHT, 40.0 / WIDTH, 30.0 / HEIGHT, 0.8, 1000 + k)
             for k in range(OBJECTS)
-        ]
-        msg = self.t[f"{v}Detection2DArray"](header=header, detections=dets)
-        return self.serialize(msg, f"{v}Detection2DArray")
+        )
 
     def stream(self, frames: int):
         """Yield (topic, receive ns, serialized message) in receive order."""
+        codec = self.codec
         period_ns = round(1e9 / RATE_HZ)
         for seq in range(frames):
             stamp = START_NS + seq * period_ns
-            image = self.t["sensor_msgs/msg/Image"](
-                self.header(stamp, seq), HEIGHT, WIDTH, "rgb8", 0, WIDTH * 3, np.roll(self.pixels, seq * 101)
+            image = codec.t["sensor_msgs/msg/Image"](
+                codec.header(stamp, seq), HEIGHT, WIDTH, "rgb8", 0, WIDTH * 3, np.roll(self.pixels, seq * 101)
             )
-            yield IMAGE_TOPIC, stamp + 3_000_000, self.serialize(image, "sensor_msgs/msg/Image")
-            yield DET_TOPIC, stamp + 45_000_000, self.detections(stamp, seq, with_ids=False)
-            yield TRACK_TOPIC, stamp + 52_000_000, self.detections(stamp, seq, with_ids=True)
+            yield IMAGE_TOPIC, stamp + 3_000_000, codec.serialize(image, "sensor_msgs/msg/Image")
+            yield DET_TOPIC, stamp + 45_000_000, codec.detections(stamp, seq, self.boxes, False, (WIDTH, HEIGHT))
+            yield TRACK_TOPIC, stamp + 52_000_000, codec.detections(stamp, seq, self.boxes, True, (WIDTH, HEIGHT))
 
 
 if __name__ == "__main__":

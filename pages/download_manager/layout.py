@@ -109,15 +109,30 @@ def action_button(label: str, button_id: str, may_operate: bool) -> dbc.Button:
     )
 
 
+def plan_and_start(
+    plan: tuple[str, str], start: tuple[str, str], message_id: str, plan_id: str, may_operate: bool
+) -> list:
+    """Return a tab's common tail: a dry-run button, the operators' start button, its message and the plan."""
+    return [
+        dbc.Button(plan[0], id=plan[1], color="secondary", outline=True),
+        action_button(start[0], start[1], may_operate),
+        html.Div(id=message_id, className="mt-2 small"),
+        html.Div(id=plan_id, className="mt-2"),
+    ]
+
+
 def download_tab(may_operate: bool) -> html.Div:
     """Return the raw download tab: policy, plan, start."""
     return html.Div(
         [
             dbc.RadioItems(id="dm-conflict", options=POLICIES, value="skip", className="mb-2 small"),
-            dbc.Button("Plan download", id="dm-plan-download", color="secondary", outline=True),
-            action_button("Download selected runs", "dm-start-download", may_operate),
-            html.Div(id="dm-action-msg", className="mt-2 small"),
-            html.Div(id="dm-download-plan", className="mt-2"),
+            *plan_and_start(
+                ("Plan download", "dm-plan-download"),
+                ("Download selected runs", "dm-start-download"),
+                "dm-action-msg",
+                "dm-download-plan",
+                may_operate,
+            ),
         ],
         className="p-3",
     )
@@ -136,10 +151,13 @@ def upload_tab(may_operate: bool) -> html.Div:
                 ],
                 className="mb-2",
             ),
-            dbc.Button("Plan upload", id="dm-plan-upload", color="secondary", outline=True),
-            action_button("Upload export", "dm-start-upload", may_operate),
-            html.Div(id="dm-upload-msg", className="mt-2 small"),
-            html.Div(id="dm-upload-plan", className="mt-2"),
+            *plan_and_start(
+                ("Plan upload", "dm-plan-upload"),
+                ("Upload export", "dm-start-upload"),
+                "dm-upload-msg",
+                "dm-upload-plan",
+                may_operate,
+            ),
         ],
         className="p-3",
     )
@@ -162,10 +180,13 @@ def dataset_tab(may_operate: bool) -> html.Div:
                 ],
                 className="mb-2 align-items-center",
             ),
-            dbc.Button("Plan dataset", id="dm-plan-dataset", color="secondary", outline=True),
-            action_button("Fetch dataset", "dm-start-dataset", may_operate),
-            html.Div(id="dm-dataset-msg", className="mt-2 small"),
-            html.Div(id="dm-dataset-plan", className="mt-2"),
+            *plan_and_start(
+                ("Plan dataset", "dm-plan-dataset"),
+                ("Fetch dataset", "dm-start-dataset"),
+                "dm-dataset-msg",
+                "dm-dataset-plan",
+                may_operate,
+            ),
         ],
         className="p-3",
     )

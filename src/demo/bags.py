@@ -44,7 +44,7 @@ class BagResult:
     size: int = 0
 
 
-class _Codec:
+class MessageCodec:
     """Build and serialize the three message kinds for one typestore."""
 
     def __init__(self, typestore: Typestore, ros1: bool) -> None:
@@ -82,9 +82,16 @@ class _Codec:
             msg = self.t["sensor_msgs/msg/CompressedImage"](header, "png", data)
         return self.serialize(msg, IMAGE_TYPES[kind])
 
-    def detections(self, stamp_ns: int, seq: int, boxes: tuple[Box, ...], with_ids: bool) -> memoryview:
+    def detections(
+        self,
+        stamp_ns: int,
+        seq: int,
+        boxes: tuple[Box, ...],
+        with_ids: bool,
+        frame_size: tuple[int, int] = FRAME_SIZE,
+    ) -> memoryview:
         """Serialize boxes as a Detection2DArray in frame pixels; only tracks carry ids."""
-        width, height = FRAME_SIZE
+        width, height = frame_size
         v = self.vision
         header = self.header(stamp_ns, seq)
         detections = [
@@ -113,7 +120,7 @@ def write_run_bags(
     """Write the run's bags under run_dir; return their results and any in-flight keys."""
     files = run.bag_files()
     typestore = stores[run.fmt]
-    parts = _split(_events(run, frames, _Codec(typestore, run.fmt == "ros1")), files)
+    parts = _split(_events(run, frames, MessageCodec(typestore, run.fmt == "ros1")), files)
     prefix = run.coord.to_path_str()
     run_dir.mkdir(parents=True, exist_ok=True)
     if run.fmt == "ros1":
@@ -151,7 +158,7 @@ def _msgtypes(run: RunPlan) -> dict[str, str]:
     }
 
 
-def _events(run: RunPlan, frames: list[Frame], codec: _Codec) -> list[Event]:
+def _events(run: RunPlan, frames: list[Frame], codec: MessageCodec) -> list[Event]:
     """Serialize every message and order them the way a recorder receives them."""
     topic = IMAGE_TOPICS[run.image]
     events: list[tuple[int, int, str, memoryview]] = []
