@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pkgutil
 from collections.abc import Callable
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 import pytest
+from dash._utils import to_json
 
 import pages
 from src.components.charts import ChartModule, discover_charts
@@ -71,8 +73,11 @@ def test_charts_are_discovered_in_order():
 @pytest.mark.parametrize(("view", "chart"), CHARTS, ids=[f"{v}:{c.name}" for v, c in CHARTS])
 def test_chart_builds_a_non_empty_figure(view: str, chart: ChartModule):
     assert view in FIXTURES, f"add a fixture for the {view} view's charts"
-    figure = chart.module.build(FIXTURES[view]())
-    assert isinstance(figure, go.Figure)
+    built = chart.module.build(FIXTURES[view]())
+    assert isinstance(built, go.Figure | dict), "build() returns a go.Figure or a figure dict"
+    # A figure dict skips Plotly's validation when the view draws it; here it gets the full check.
+    figure = go.Figure(built)
+    assert json.loads(to_json(built)), "the figure must serialise the way Dash sends it"
     assert figure.data, f"{chart.module.__name__} drew no traces"
     assert any(len(v) for t in figure.data if (v := t.x if t.x is not None else t.y) is not None)
     assert chart.title
@@ -88,3 +93,14 @@ def test_a_chart_without_build_is_refused(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(TypeError, match="no build"):
         discover_charts("fakeview.charts")
+
+
+def test_a_heatmap_cell_names_its_own_row_child_for_the_drill_down_click():
+    from pages.coverage.charts import _ch03_coverage_by_child as by_child
+
+    report = coverage_fixture()
+    figure = go.Figure(by_child.build(report))
+    heatmap = next(trace for trace in figure.data if trace.type == "heatmap")
+    for row, child in zip(heatmap.customdata, report.breakdown.children, strict=True):
+        assert set(row) == {child}
+    assert len(heatmap.customdata[0]) == len(report.breakdown.days)

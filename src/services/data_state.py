@@ -58,11 +58,14 @@ class DataStateService:
         """Return one row per run under the (possibly partial) filter."""
         return self.cloud.get_temporal_data(clean_filters(filters))
 
+    def _selection(self, filters: Filters | None) -> coverage.RunSelection:
+        return self.cloud.select_runs(clean_filters(filters))
+
     def get_temporal_coverage_data(
         self, filters: Filters | None, expected_samples_per_bag: int | None = None
     ) -> TemporalData:
         """Return raw bags, samples and gap per timestamp, summed over every run under the filter."""
-        return coverage.temporal_data(self.runs(filters), self._expected(expected_samples_per_bag))
+        return coverage.temporal_data(self._selection(filters), self._expected(expected_samples_per_bag))
 
     def get_coverage_statistics(
         self,
@@ -73,7 +76,7 @@ class DataStateService:
     ) -> CoverageStatistics:
         """Return the KPI figures and the under-labelled runs (worst first; all of them unless limited)."""
         return coverage.coverage_statistics(
-            self.runs(filters), self._expected(expected_samples_per_bag), threshold_pct, limit=limit
+            self._selection(filters), self._expected(expected_samples_per_bag), threshold_pct, limit=limit
         )
 
     def get_coverage_breakdown(
@@ -85,7 +88,7 @@ class DataStateService:
         """Return coverage per child of the next level for a partial selection."""
         cleaned = clean_filters(filters)
         return coverage.coverage_breakdown(
-            self.cloud.get_temporal_data(cleaned),
+            self.cloud.select_runs(cleaned),
             cleaned,
             self._expected(expected_samples_per_bag),
             threshold_pct,
@@ -103,7 +106,7 @@ class DataStateService:
         if not 0 <= threshold_pct <= 100:
             raise ValueError("the under-labelled threshold must be between 0 and 100 %")
         info = self.cloud.get_cache_info()
-        runs = self.cloud.get_temporal_data(cleaned)
+        runs = self.cloud.select_runs(cleaned)
         return CoverageReport(
             filters=cleaned,
             expected_samples_per_bag=expected,

@@ -32,6 +32,7 @@ from src.models.coordinate import (
     validate_part,
 )
 from src.models.state import CloudRawStatus
+from src.services.coverage import RunSelection, TimestampCategories
 from src.services.timestamps import (
     DATETIME_DTYPE,
     is_timestamp_sorted,
@@ -253,6 +254,12 @@ class RunIndex:
         self.columns = {name: runs[name].to_numpy() for name in runs.columns if name not in HIERARCHY_LEVELS}
         self.kind = objects["kind"].cat.codes.to_numpy()
         self.size = objects["size"].to_numpy()
+        # What coverage queries need, ready to slice: per-category parsed times and string ranks of timestamps.
+        ts_times = np.full(len(self.values[-1]), np.datetime64("NaT"), dtype=DATETIME_DTYPE)
+        ts_times[self.codes[-1]] = self.columns["ts_parsed"]
+        self.timestamps = TimestampCategories(self.values[-1], ts_times)
+        self.raw_bags = self.columns["raw_bags"].astype(np.int64, copy=False)
+        self.ml_samples = self.columns["ml_samples"].astype(np.int64, copy=False)
         rel = pa.array(objects["rel_name"].array)  # zero-copy view of the arrow-backed strings
         self.rel = rel if isinstance(rel, pa.ChunkedArray) else pa.chunked_array([rel], type=rel.type)
         self._children: dict[tuple[int, tuple[str, ...]], list[str]] = {}
@@ -314,6 +321,31 @@ class RunIndex:
             rows = rows[self.codes[depth][rows] == code]
         # Timestamp categories are already in rule order, so their codes sort by the rule.
         return rows[np.argsort(self.codes[-1][rows], kind="stable")]
+
+    def selection(self, filters: dict[str, str]) -> RunSelection:
+        """Return the runs under filters as array views: leading levels are one slice, no copies."""
+        prefix: list[str] = []
+        for level in FILTER_LEVELS:
+            if level not in filters:
+                break
+            prefix.append(filters[level])
+        lo, hi = self.span(tuple(prefix))
+        selected = RunSelection(
+            codes=tuple(c[lo:hi] for c in self.codes),
+            values=tuple(self.values),
+            timestamps=self.timestamps,
+            raw_bags=self.raw_bags[lo:hi],
+            ml_samples=self.ml_samples[lo:hi],
+        )
+        rest = [
+            (depth, level) for depth, level in enumerate(HIERARCHY_LEVELS) if depth >= len(prefix) and level in filters
+        ]
+        if not rest:
+            return selected
+        keep = np.ones(hi - lo, dtype=bool)
+        for depth, level in rest:
+            keep &= selected.codes[depth] == self.lookup[depth].get(filters[level], -1)
+        return selected.take(np.flatnonzero(keep))
 
     def frame(self, rows: np.ndarray, columns: Iterable[str]) -> pd.DataFrame:
         """Build a result frame for rows with plain string hierarchy columns."""
@@ -903,6 +935,14 @@ class CloudInventoryService:
     def get_temporal_data(self, filters: Mapping[str, str | None] | None = None) -> pd.DataFrame:
         """Return one row per run under filters with bag and sample counts, in timestamp order."""
         return self._runs_frame(filters, TEMPORAL_COLUMNS)
+
+    def select_runs(self, filters: Mapping[str, str | None] | None = None) -> RunSelection:
+        """Return the runs under filters as arrays for coverage arithmetic (empty without an inventory)."""
+        clean = _clean_filters(filters)
+        inventory = self._current()
+        if inventory is None:
+            return RunSelection.empty()
+        return inventory.index.selection(clean)
 
     def get_runs(self, filters: Mapping[str, str | None] | None = None) -> pd.DataFrame:
         """Return one row per run under filters with every per-run aggregate, in timestamp order."""

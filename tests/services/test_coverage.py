@@ -164,3 +164,79 @@ def test_long_selections_are_bucketed_for_the_charts_and_the_table_is_limited():
     stats = coverage_statistics(runs, 17, limit=10)
     assert stats.under_labeled_count == 500 and len(stats.under_labeled_timestamps) == 10
     assert len(stats.under_labeled_coordinates) == 10
+
+
+def test_the_inventory_selection_and_a_plain_runs_frame_give_the_same_answers(data_state):
+    from src.services.coverage import coverage_breakdown, coverage_statistics, temporal_data
+
+    for filters in ({}, {"cid": "acme"}, {"cid": "acme", "regionid": "north"}):
+        frame = data_state.runs(filters)  # the same runs as a DataFrame, rebuilt into codes from scratch
+        assert temporal_data(frame, 17) == data_state.get_temporal_coverage_data(filters)
+        assert coverage_statistics(frame, 17) == data_state.get_coverage_statistics(filters)
+        assert coverage_breakdown(frame, filters, 17) == data_state.get_coverage_breakdown(filters)
+
+
+def _tied_runs(n: int, seed: int):
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    names = [f"2024-05-{1 + i % 28:02d}T{i % 24:02d}-00-00" for i in rng.integers(0, 200, n)]
+    return pd.DataFrame(
+        {
+            "cid": "c",
+            "regionid": "r",
+            "fieldid": [f"f{i}" for i in rng.integers(0, 5, n)],
+            "twid": "t",
+            "lbid": [f"l{i}" for i in range(n)],  # every run its own coordinate
+            "timestamp": names,
+            "raw_bags": rng.integers(0, 3, n),
+            "ml_samples": rng.choice([0, 5, 17], n),  # few distinct gaps: many ties at any cut-off
+        }
+    )
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_limited_table_is_exactly_the_head_of_the_full_worst_first_order(seed):
+    from src.services.coverage import coverage_statistics
+
+    runs = _tied_runs(400, seed)
+    full = coverage_statistics(runs, 17)
+    assert full.under_labeled_count > 100
+    for limit in (1, 7, 50, 100, full.under_labeled_count, full.under_labeled_count + 5):
+        head = coverage_statistics(runs, 17, limit=limit)
+        assert head.under_labeled_coordinates == full.under_labeled_coordinates[:limit]
+        assert head.under_labeled_timestamps == full.under_labeled_timestamps[:limit]
+    # Worst first, then by timestamp name.
+    keys = [(-gap, ts) for ts, gap, _bags, _samples in full.under_labeled_timestamps]
+    assert keys == sorted(keys)
+
+
+def test_long_heatmaps_fall_back_to_monday_weeks_then_months():
+    from datetime import date
+
+    import pandas as pd
+
+    from src.services.coverage import coverage_breakdown
+
+    days = pd.date_range("2024-01-03", periods=200, freq="D")  # starts on a Wednesday
+    runs = pd.DataFrame(
+        {
+            "cid": "c",
+            "regionid": "r",
+            "fieldid": ["f1", "f2"] * 100,
+            "twid": "t",
+            "lbid": "l",
+            "timestamp": [d.strftime("%Y-%m-%dT10-00-00") for d in days],
+            "raw_bags": 1,
+            "ml_samples": 17,
+        }
+    )
+    daily = coverage_breakdown(runs, {"cid": "c", "regionid": "r"}, 17)
+    assert daily.period == "day" and len(daily.days) == 200
+    weekly = coverage_breakdown(runs, {"cid": "c", "regionid": "r"}, 17, max_columns=40)
+    assert weekly.period == "week" and len(weekly.days) == 29  # 2024-01-01 … 2024-07-15
+    assert weekly.days[0] == "2024-01-01" and all(date.fromisoformat(d).weekday() == 0 for d in weekly.days)
+    monthly = coverage_breakdown(runs, {"cid": "c", "regionid": "r"}, 17, max_columns=10)
+    assert monthly.period == "month" and monthly.days[:2] == ["2024-01-01", "2024-02-01"]
+    assert sum(monthly.runs) == 200 and monthly.day_gaps[0][0] == 0.0

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import numpy as np
-import plotly.graph_objects as go
+from typing import Any
 
-from src.components.figures import BAD, MUTED, PALETTE, bar_width_ms, base_figure
+from src.components.figures import BAD, MUTED, PALETTE, bar_width_ms, base_layout
 from src.models import CoverageReport
 
 TITLE = "Raw bags vs ML samples"
@@ -14,53 +13,59 @@ HOVER = (
 )
 
 
-def build(report: CoverageReport) -> go.Figure:
+def build(report: CoverageReport) -> dict[str, Any]:
     """Bars of ML samples and of the expected count (bags × expected), gap % as markers."""
     data = report.temporal
-    placed = np.array([i for i, t in enumerate(data.parsed_times) if t is not None], dtype=int)
-    x = [data.parsed_times[i] for i in placed]
-    bags, samples = np.asarray(data.raw_bags)[placed], np.asarray(data.ml_samples)[placed]
-    gaps = np.asarray(data.gap_percentages)[placed]
+    points = [
+        (time, name, bags, samples, gap)
+        for time, name, bags, samples, gap in zip(
+            data.parsed_times, data.timestamps, data.raw_bags, data.ml_samples, data.gap_percentages, strict=True
+        )
+        if time is not None
+    ]
+    times = [p[0] for p in points]
+    x = [time.isoformat() for time in times]
     # customdata[0] is the timestamp a click opens; in a bucketed series it is a period, not a run.
-    # One object array validates in a single step, where a list of lists is checked cell by cell.
-    custom = np.column_stack([np.asarray(data.timestamps, dtype=object)[placed], bags, samples, gaps])
+    custom = [[name, bags, samples, gap] for _, name, bags, samples, gap in points]
+    width = bar_width_ms(times)
+    common = {"x": x, "customdata": custom, "hovertemplate": HOVER}
+    traces = [
+        {
+            "type": "bar",
+            "y": [p[2] * data.expected_samples_per_bag for p in points],
+            "name": "Expected samples (bags × target)",
+            "marker": {"color": MUTED},
+            "opacity": 0.45,
+            "width": width,
+            **common,
+        },
+        {
+            "type": "bar",
+            "y": [p[3] for p in points],
+            "name": "ML samples",
+            "marker": {"color": PALETTE[1]},
+            "width": width,
+            **common,
+        },
+        {
+            "type": "scatter",
+            "y": [p[4] for p in points],
+            "name": "Gap %",
+            "mode": "markers",
+            "marker": {"color": BAD, "size": 7, "symbol": "diamond"},
+            "yaxis": "y2",
+            **common,
+        },
+    ]
     title = TITLE if data.bucket == "timestamp" else f"{TITLE} per {data.bucket}"
-    figure = base_figure(title)
-    figure.add_bar(
-        x=x,
-        y=[data.raw_bags[i] * data.expected_samples_per_bag for i in placed],
-        name="Expected samples (bags × target)",
-        marker_color=MUTED,
-        opacity=0.45,
-        customdata=custom,
-        hovertemplate=HOVER,
-    )
-    figure.add_bar(
-        x=x,
-        y=[data.ml_samples[i] for i in placed],
-        name="ML samples",
-        marker_color=PALETTE[1],
-        customdata=custom,
-        hovertemplate=HOVER,
-    )
-    figure.add_scatter(
-        x=x,
-        y=[data.gap_percentages[i] for i in placed],
-        name="Gap %",
-        mode="markers",
-        marker={"color": BAD, "size": 7, "symbol": "diamond"},
-        yaxis="y2",
-        customdata=custom,
-        hovertemplate=HOVER,
-    )
-    figure.update_traces(width=bar_width_ms(x), selector={"type": "bar"})
-    figure.update_layout(
+    layout = base_layout(
+        title,
         barmode="overlay",
         bargap=0.15,
-        xaxis={"type": "date", "title": None},
-        yaxis={"title": "samples"},
+        xaxis={"type": "date", "title": {"text": None}},
+        yaxis={"title": {"text": "samples"}},
         yaxis2={
-            "title": "gap %",
+            "title": {"text": "gap %"},
             "overlaying": "y",
             "side": "right",
             "range": [0, 105],
@@ -70,4 +75,4 @@ def build(report: CoverageReport) -> go.Figure:
         hovermode="closest",
         meta={"bucket": data.bucket},
     )
-    return figure
+    return {"data": traces, "layout": layout}

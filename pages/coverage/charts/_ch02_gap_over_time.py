@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
-import plotly.graph_objects as go
-
-from src.components.figures import BAD, PALETTE, base_figure, break_long_gaps
+from src.components.figures import BAD, PALETTE, base_layout, break_long_gaps
 from src.models import CoverageReport
 
 TITLE = "Gap over time"
@@ -20,34 +19,55 @@ BUCKET_JOIN = {
 }
 
 
-def build(report: CoverageReport) -> go.Figure:
+def build(report: CoverageReport) -> dict[str, Any]:
     """Line of gap % per timestamp, broken across missing days, and the threshold as a line."""
     data = report.temporal
     points = [
-        (t, gap, name)
-        for t, gap, name, bags in zip(
-            data.parsed_times, data.gap_percentages, data.timestamps, data.raw_bags, strict=True
-        )
+        (t, gap)
+        for t, gap, bags in zip(data.parsed_times, data.gap_percentages, data.raw_bags, strict=True)
         if t is not None and bags > 0
     ]
-    times = [p[0] for p in points]
-    x, y = break_long_gaps(times, [p[1] for p in points], BUCKET_JOIN.get(data.bucket, MAX_JOIN))
-    figure = base_figure(TITLE if data.bucket == "timestamp" else f"{TITLE} (per {data.bucket})")
-    figure.add_scatter(
-        x=x,
-        y=y,
-        mode="lines+markers",
-        name="Gap %",
-        line={"color": PALETTE[0], "width": 2},
-        marker={"size": 6},
-        connectgaps=False,
-        hovertemplate="%{x}<br>gap %{y:.1f} %<extra></extra>",
+    x, y = break_long_gaps([p[0] for p in points], [p[1] for p in points], BUCKET_JOIN.get(data.bucket, MAX_JOIN))
+    trace = {
+        "type": "scatter",
+        "x": [None if t is None else t.isoformat() for t in x],
+        "y": y,
+        "mode": "lines+markers",
+        "name": "Gap %",
+        "line": {"color": PALETTE[0], "width": 2},
+        "marker": {"size": 6},
+        "connectgaps": False,
+        "hovertemplate": "%{x}<br>gap %{y:.1f} %<extra></extra>",
+    }
+    threshold = report.threshold_pct
+    layout = base_layout(
+        TITLE if data.bucket == "timestamp" else f"{TITLE} (per {data.bucket})",
+        xaxis={"type": "date"},
+        yaxis={"title": {"text": "gap %"}, "range": [0, 105]},
+        showlegend=False,
+        shapes=[
+            {
+                "type": "line",
+                "xref": "x domain",
+                "x0": 0,
+                "x1": 1,
+                "yref": "y",
+                "y0": threshold,
+                "y1": threshold,
+                "line": {"color": BAD, "dash": "dash", "width": 1},
+            }
+        ],
+        annotations=[
+            {
+                "text": f"threshold {threshold:g} %",
+                "xref": "x domain",
+                "x": 0,
+                "xanchor": "left",
+                "yref": "y",
+                "y": threshold,
+                "yanchor": "bottom",
+                "showarrow": False,
+            }
+        ],
     )
-    figure.add_hline(
-        y=report.threshold_pct,
-        line={"color": BAD, "dash": "dash", "width": 1},
-        annotation_text=f"threshold {report.threshold_pct:g} %",
-        annotation_position="top left",
-    )
-    figure.update_layout(xaxis={"type": "date"}, yaxis={"title": "gap %", "range": [0, 105]}, showlegend=False)
-    return figure
+    return {"data": [trace], "layout": layout}
