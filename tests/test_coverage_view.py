@@ -162,3 +162,18 @@ def test_renders_are_reused_until_the_inventory_changes(client, auth, seeded):
     after = response_outputs(post_callback(client, seeded, "cov-kpi-bags-value.children", values))
     before_bags = int(first["cov-kpi-bags-value"]["children"].replace(",", ""))
     assert int(after["cov-kpi-bags-value"]["children"].replace(",", "")) == before_bags + 1
+
+
+@pytest.mark.parametrize("filters", [{}, {"cid": "acme"}], ids=["everything", "one customer"])
+def test_every_rendered_output_is_plain_data_so_the_response_encodes_in_one_call(seeded, filters):
+    import orjson
+
+    from pages.coverage.callbacks import banner_for, render
+
+    services = seeded.server.extensions["bagboard.services"]
+    with seeded.server.app_context():
+        outputs = render(services.data_state.get_coverage_report(filters, 17, 50.0))
+        banner = banner_for(services.inventory.get_cache_info())
+    # Plotly's encoder falls back to a slow walk of the whole response when orjson meets one non-plain value
+    # (a component object, a datetime in a figure, …): the coverage view must never hit that path.
+    orjson.dumps([*outputs, banner], option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)

@@ -14,6 +14,7 @@ from pages.coverage.layout import EXPECTED_RANGE, KPIS, VIEW_KEY
 from src.auth import Role, current_actor, require_role
 from src.components.cards import empty_state
 from src.components.filter_bar import build_search, filter_url_id, filters_from_query, parse_query
+from src.components.plain import plain
 from src.components.render_cache import RenderCache
 from src.core.extensions import get_services
 from src.core.logging import get_logger
@@ -98,7 +99,11 @@ def banner(report: CoverageReport) -> Any:
 
 
 def banner_for(info: dict[str, Any]) -> Any:
-    """Warn when the inventory is stale (from its cache info), else say how old it is."""
+    """Warn when the inventory is stale (from its cache info), else say how old it is (as plain data)."""
+    return plain(_banner(info))
+
+
+def _banner(info: dict[str, Any]) -> Any:
     stale_since, reason = info.get("stale_since"), info.get("last_error") or info.get("stale_reason")
     if stale_since:
         return dbc.Alert(
@@ -178,12 +183,12 @@ def render(report: CoverageReport) -> tuple:
     return (
         *kpi_values(report),
         banner(report),
-        status_message(report),
+        plain(status_message(report)),
         *figures,
         *styles,
         rows,
         count,
-        findings(report),
+        plain(findings(report)),
     )
 
 
@@ -231,7 +236,11 @@ def register_callbacks(app: Dash) -> None:
             key, lambda: render(services.data_state.get_coverage_report(filters, expected_value, threshold_value))
         )
         # The banner carries the inventory's age and staleness, which change without a new version.
-        outputs = (*outputs[: len(KPIS)], banner_for(services.inventory.get_cache_info()), *outputs[len(KPIS) + 1 :])
+        outputs = (
+            *outputs[: len(KPIS)],
+            banner_for(services.inventory.get_cache_info()),
+            *outputs[len(KPIS) + 1 :],
+        )
         extra = {key: value for key, value in query.items() if key not in (*FILTER_LEVELS, "expected", "threshold")}
         if expected_value != services.settings.expected_samples_per_bag:
             extra["expected"] = str(expected_value)
