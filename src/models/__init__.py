@@ -19,6 +19,7 @@ from src.models.state import (
     ExtractionStatus,
     LocalRawStatus,
     RunState,
+    StateOverview,
 )
 from src.models.status import DataStatus, NextAction, ProcessingStatus
 
@@ -45,6 +46,7 @@ __all__ = [
     "RunAnalysis",
     "RunCoordinate",
     "RunState",
+    "StateOverview",
     "TemporalData",
     "validate_part",
 ]

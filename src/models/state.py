@@ -177,3 +177,20 @@ class RunState:
             ready_for_analysis=bool(data["ready_for_analysis"]),
             analyzed=bool(data.get("analyzed", False)),
         )
+
+
+@dataclass
+class StateOverview:
+    """The download manager's run table: its first rows, and KPI counts over every run under the filter."""
+
+    rows: list[dict[str, Any]]
+    total_runs: int
+    with_cloud_bags: int
+    downloaded: int
+    extracted: int
+    analyzed: int
+
+    @property
+    def truncated(self) -> bool:
+        """Tell whether rows hold fewer runs than the filter selects."""
+        return len(self.rows) < self.total_runs

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter, defaultdict
 from collections.abc import Mapping
 
 import pandas as pd
@@ -13,8 +14,11 @@ from src.models import (
     CoverageBreakdown,
     CoverageReport,
     CoverageStatistics,
+    ExtractionStatus,
+    LocalRawStatus,
     RunCoordinate,
     RunState,
+    StateOverview,
     TemporalData,
     validate_part,
 )
@@ -140,31 +144,63 @@ class DataStateService:
         )
 
     def get_state_overview_data(self, coords: list[RunCoordinate], filters: Filters | None = None) -> list[dict]:
-        """Return one overview row per run; one directory walk serves every local look-up."""
+        """Return one overview row per given run, each from a full derive; one directory walk serves them all."""
         cleaned = clean_filters(filters)
         scan = LocalScan(self.local.data_root, cleaned)
         runs = self.cloud.get_runs(cleaned)
         cloud = {
             "/".join(values[:6]): values[6:]
-            for values in runs[[*HIERARCHY_LEVELS, "raw_bags", "raw_bytes", "ml_samples"]].itertuples(index=False)
+            for values in runs[[*HIERARCHY_LEVELS, *CLOUD_COLUMNS]].itertuples(index=False)
         }
         rows = []
         for coord in coords:
             bags, size, samples = cloud.get(coord.to_path_str(), (0, 0, 0))
-            state = RunState.derive(
-                coord,
-                CloudRawStatus(exists=bags > 0, bag_count=int(bags), bag_names=[], total_size=int(size)),
-                scan.check_raw_downloaded(coord),
-                scan.check_extracted(coord),
-                analyzed=scan.is_analyzed(coord),
-            )
-            rows.append(overview_row(state, int(samples)))
+            rows.append(overview_row(scanned_state(coord, bags, size, scan), int(samples)))
         return rows
 
     def get_state_overview(self, filters: Filters | None) -> list[dict]:
         """Return the overview rows of every run under the filter (the download manager's table)."""
+        return self.get_state_summary(filters).rows
+
+    def get_state_summary(self, filters: Filters | None, limit: int | None = None) -> StateOverview:
+        """Return the first `limit` overview rows (all when None) and the KPI counts over every run."""
+        if limit is not None and limit < 0:
+            raise ValueError("the row limit must not be negative")
         cleaned = clean_filters(filters)
-        return self.get_state_overview_data(self.generate_coordinates_from_filters(cleaned), cleaned)
+        runs = self.cloud.get_runs(cleaned)
+        scan = LocalScan(self.local.data_root, cleaned)
+        downloaded, extracted, analyzed = self._local_counts(scan)
+        return StateOverview(
+            rows=state_rows(runs if limit is None else runs.iloc[:limit], scan),
+            total_runs=len(runs),
+            with_cloud_bags=int((runs["raw_bags"].to_numpy() > 0).sum()),
+            downloaded=downloaded,
+            extracted=extracted,
+            analyzed=analyzed,
+        )
+
+    def _local_counts(self, scan: LocalScan) -> tuple[int, int, int]:
+        """Count the inventory's downloaded, extracted and analysed runs, visiting local runs only."""
+        downloaded, extracted, summary = scan.downloaded_runs(), scan.extracted_runs(), scan.analyzed_runs()
+        members = self._inventory_runs(downloaded | extracted | summary)
+        flags = Counter((run in downloaded, run in extracted, run in summary) for run in members)
+        # RunState.derive decides what "analysed" means: ask it once per combination of flags, not once per run.
+        analyzed = sum(count for combo, count in flags.items() if local_state(*combo).analyzed)
+        return len(downloaded & members), len(extracted & members), analyzed
+
+    def _inventory_runs(self, paths: set[str]) -> set[str]:
+        """Return the run paths (six parts) that are runs of the inventory: one look-up per parent."""
+        by_parent: dict[tuple[str, ...], list[str]] = defaultdict(list)
+        for path in paths:
+            by_parent[tuple(path.split("/")[:-1])].append(path)
+        members: set[str] = set()
+        for parent, group in by_parent.items():
+            try:
+                timestamps = set(self.cloud.get_hierarchy_level("timestamp", parent))
+            except ValueError:  # a local directory name no inventory run can have
+                continue
+            members.update(path for path in group if path.rsplit("/", 1)[1] in timestamps)
+        return members
 
     def get_filter_options(self, level: str, parent_filters: Filters | None = None) -> list[str]:
         """Return the options of a filter level under its parents, from the inventory only."""
@@ -191,6 +227,12 @@ class DataStateService:
         return expected
 
 
+# run-state rows -------------------------------------------------------------------------------------
+
+CLOUD_COLUMNS = ("raw_bags", "raw_bytes", "ml_samples")  # what an overview row takes from the inventory
+STAND_IN = RunCoordinate("-", "-", "-", "-", "-", "-")  # the coordinate of derived templates, replaced per run
+
+
 def overview_row(state: RunState, cloud_samples: int) -> dict:
     """Flatten a run state into a table row."""
     return {
@@ -207,3 +249,46 @@ def overview_row(state: RunState, cloud_samples: int) -> dict:
         "next_action": state.next_action.value,
         "blocked": state.blocked_reason or "",
     }
+
+
+def scanned_state(coord: RunCoordinate, bags: int, size: int, scan: LocalScan) -> RunState:
+    """Derive one run's state from its cloud counts and the local walk."""
+    return RunState.derive(
+        coord,
+        CloudRawStatus(exists=bags > 0, bag_count=int(bags), bag_names=[], total_size=int(size)),
+        scan.check_raw_downloaded(coord),
+        scan.check_extracted(coord),
+        analyzed=scan.is_analyzed(coord),
+    )
+
+
+def local_state(downloaded: bool, extracted: bool, summary: bool, cloud_bags: int = 0) -> RunState:
+    """Derive the state of a stand-in run with these local flags (what the verdict depends on, nothing else)."""
+    return RunState.derive(
+        STAND_IN,
+        CloudRawStatus(exists=cloud_bags > 0, bag_count=cloud_bags),
+        LocalRawStatus(downloaded=downloaded, bag_count=int(downloaded)),
+        ExtractionStatus(extracted=extracted),
+        analyzed=summary,
+    )
+
+
+def state_rows(runs: pd.DataFrame, scan: LocalScan) -> list[dict]:
+    """Return the overview rows of runs: a full derive for runs with local data, a filled-in template otherwise."""
+    local = scan.local_runs()
+    # Most runs have nothing on disk; their row differs only in the per-run fields set below, and the verdict only
+    # in whether the cloud has bags (the blocked reason), so RunState.derive runs twice instead of once per run.
+    templates = {has: overview_row(local_state(False, False, False, cloud_bags=int(has)), 0) for has in (False, True)}
+    columns = [runs[name].tolist() for name in (*HIERARCHY_LEVELS, *CLOUD_COLUMNS)]
+    rows = []
+    for *parts, bags, size, samples in zip(*columns, strict=True):
+        path = "/".join(parts)
+        if path in local:
+            rows.append(overview_row(scanned_state(RunCoordinate(*parts), bags, size, scan), int(samples)))
+            continue
+        # No RunCoordinate (12 µs a row): the inventory only holds valid parts, and a coordinate coming back from
+        # the grid is validated again before use (selected_coordinates).
+        row = dict(templates[bags > 0])
+        row.update(coordinate=path, timestamp=parts[-1], cloud_bags=bags, cloud_bytes=size, cloud_samples=samples)
+        rows.append(row)
+    return rows

@@ -59,6 +59,24 @@ class LocalScan:
         """Tell whether the run's analysis summary exists."""
         return coord.to_path_str() in self._analyzed
 
+    # Whole-walk answers as run path strings: what a count over many runs needs, without an object per run.
+
+    def local_runs(self) -> set[str]:
+        """Return the runs with any file on disk, raw or processed."""
+        return set(self._bags) | set(self._outputs)
+
+    def downloaded_runs(self) -> set[str]:
+        """Return the runs that check_raw_downloaded calls downloaded."""
+        return {run for run, bags in self._bags.items() if bags}
+
+    def extracted_runs(self) -> set[str]:
+        """Return the runs that check_extracted calls extracted."""
+        return {run for run, names in self._outputs.items() if ExtractionStatus.from_present(names).extracted}
+
+    def analyzed_runs(self) -> set[str]:
+        """Return the runs that is_analyzed answers yes for (summary present, whatever else is there)."""
+        return set(self._analyzed)
+
     def _collect_raw(self, run: str, relative: str, size: int) -> None:
         if relative.lower().endswith(BAG_SUFFIXES):
             self._bags[run].append((relative, size))

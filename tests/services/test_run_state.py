@@ -83,3 +83,88 @@ def test_overview_of_a_narrow_filter_only_walks_that_prefix(service):
     )
     assert len(rows) == 5
     assert service.get_state_overview({"cid": "nobody"}) == []
+
+
+def old_rows(service: DataStateService, filters: dict[str, str]) -> list[dict]:
+    """Return the overview rows the per-run path builds: one RunCoordinate and one full derive per run."""
+    return service.get_state_overview_data(service.generate_coordinates_from_filters(filters), filters)
+
+
+def write(path: Path, text: str = "x") -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def extract(data: Path, run: str, summary: bool = False) -> None:
+    for name in EXPECTED_EXTRACTION_FILES:
+        write(data / "processed" / run / name)
+    if summary:
+        write(data / "processed" / run / "analysis" / "summary.json", "{}")
+
+
+ML_ONLY = f"{LBID}/2024-05-06T10-00-00"  # a sixth run, only in the ML bucket and with nothing local
+
+
+@pytest.fixture
+def mixed(service: DataStateService, tmp_path: Path) -> DataStateService:
+    """The five runs above and a sixth, plus local data the inventory does not know; run 5 is extracted locally."""
+    write(tmp_path / "ml" / ML_ONLY / "s.png")
+    service.cloud.refresh_inventory()
+    data = service.local.data_root
+    extract(data, RUNS[4], summary=True)  # extracted and summarised, but no bags anywhere: not analysed
+    for run in (f"{LBID}/2024-06-01T10-00-00", "acme/north/f1/tw1/lb9/2024-05-01T10-00-00"):  # local only
+        write(data / "raw" / run / "b0.bag")
+        extract(data, run, summary=True)
+    write(data / "raw" / "acme/n..orth/f1/tw1/lb1/2024-05-01T10-00-00/b0.bag")  # no inventory run has this name
+    return service
+
+
+FULL = {"cid": "acme", "regionid": "north", "fieldid": "f1", "twid": "tw1", "lbid": "lb1"}
+
+
+@pytest.mark.parametrize("filters", [{}, {"cid": "acme"}, FULL], ids=["none", "cid", "lbid"])
+def test_summary_matches_the_per_run_rows_and_counts_inventory_runs_only(mixed, filters):
+    rows = old_rows(mixed, filters)
+    summary = mixed.get_state_summary(filters)
+    assert summary.rows == rows
+    assert not summary.truncated
+    kpis = (summary.total_runs, summary.with_cloud_bags, summary.downloaded, summary.extracted, summary.analyzed)
+    assert kpis == (
+        len(rows),
+        sum(r["cloud_bags"] > 0 for r in rows),
+        sum(r["downloaded"] for r in rows),
+        sum(r["extracted"] for r in rows),
+        sum(r["analyzed"] for r in rows),
+    )
+    # runs 1-3 downloaded; 2, 3 and the fifth (ML only) extracted; only run 3 analysed; local-only runs count nowhere
+    assert kpis == (6, 4, 3, 3, 1)
+    statuses = ["not_downloaded", "downloaded", "extracted", "analyzed", "not_downloaded", "not_downloaded"]
+    assert [r["status"] for r in summary.rows] == statuses
+    assert [r["blocked"] for r in summary.rows] == ["", "", "", "", "no bags in the cloud", "no bags in the cloud"]
+    assert summary.rows[4]["extracted"] and not summary.rows[5]["extracted"]
+
+
+def test_a_limit_keeps_the_first_rows_and_counts_every_run(mixed):
+    everything = mixed.get_state_summary({"cid": "acme"})
+    first_two = mixed.get_state_summary({"cid": "acme"}, limit=2)
+    assert first_two.rows == old_rows(mixed, {"cid": "acme"})[:2]
+    assert first_two.truncated and first_two.total_runs == 6
+    assert (first_two.downloaded, first_two.extracted, first_two.analyzed) == (3, 3, 1)
+    assert first_two.with_cloud_bags == everything.with_cloud_bags
+    assert mixed.get_state_summary({"cid": "acme"}, limit=5).truncated
+    assert not mixed.get_state_summary({"cid": "acme"}, limit=6).truncated
+
+
+def test_a_narrow_filter_counts_only_its_runs(mixed):
+    assert mixed.get_state_summary({**FULL, "lbid": "lb9"}).total_runs == 0  # local data alone is not a run
+    empty = mixed.get_state_summary({"cid": "nobody"})
+    assert (empty.rows, empty.total_runs, empty.downloaded, empty.truncated) == ([], 0, 0, False)
+
+
+@pytest.mark.parametrize(
+    ("filters", "limit", "named"),
+    [({"cid": "../etc"}, None, "cid"), ({"cid": "acme", "regionid": "a/b"}, 10, "regionid"), ({}, -1, "limit")],
+)
+def test_summary_rejects_bad_filters_and_limits(service, filters, limit, named):
+    with pytest.raises(ValueError, match=named):
+        service.get_state_summary(filters, limit=limit)
