@@ -13,6 +13,7 @@ from src.auth import Role, current_actor, require_role
 from src.components.cards import empty_state
 from src.components.filter_bar import filter_url_id, filters_from_query, parse_query
 from src.components.plain import plain
+from src.components.render_cache import RenderCache
 from src.core.extensions import get_services
 from src.core.logging import get_logger
 from src.formatting import format_bytes
@@ -26,6 +27,7 @@ log = get_logger("bagboard.downloads")
 # finishes. 1,000 rows (~330 KB) are 20 pages of 50, more than anyone pages through; a filter level narrows the
 # rest. 2,000 made the unfiltered refresh 670 KB for no one's benefit.
 MAX_GRID_ROWS = 1000
+JOB_ROWS = RenderCache(size=512)  # rendered job rows, per worker
 MAX_PLANNED_RUNS = 200  # a plan lists files; beyond this many runs the table stops being readable
 STATUS_COLOURS = {
     ProcessingStatus.PENDING: "secondary",
@@ -75,6 +77,15 @@ def plan_table(rows: list[tuple[str, dict[str, int], int, int]]) -> dbc.Table:
         ]
     )
     return dbc.Table([header, body], size="sm", striped=True, className="bb-plan-table mb-0", id="dm-plan-rows")
+
+
+def rendered_job_row(job: Job, may_operate: bool) -> dict[str, Any]:
+    """Return a job's row as plain data, reusing the render while nothing it shows has changed."""
+    # Every open download manager polls the list every few seconds and most jobs have long finished: rebuilding
+    # their components on each tick was most of the request.
+    shown = (job.status, job.percent, job.files_done, job.bytes_done, job.message, job.error)
+    key = (job.id, job.kind, job.target, job.started_by, job.files_total, job.bytes_total, *shown, may_operate)
+    return JOB_ROWS.get_or_build(key, lambda: plain(job_row(job, may_operate)))
 
 
 def job_row(job: Job, may_operate: bool) -> html.Div:
@@ -344,7 +355,9 @@ def register_callbacks(app: Dash) -> None:
         may_operate = bool(actor and actor.can(Role.OPERATOR))
         active = sum(job.is_active for job in jobs)
         finished = sum(not job.is_active for job in jobs)
-        children = [job_row(job, may_operate) for job in jobs] or [html.P("No jobs yet.", className="text-muted")]
+        children = [rendered_job_row(job, may_operate) for job in jobs] or [
+            html.P("No jobs yet.", className="text-muted")
+        ]
         # Bumping the store when a job ends refreshes the run table (downloaded / extracted columns).
         return children, f"{active:,}", finished if finished != finished_before else no_update
 
