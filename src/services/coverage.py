@@ -123,8 +123,16 @@ class RunSelection:
 
     def paths(self, rows: np.ndarray) -> list[str]:
         """Return the coordinate path strings of the given run positions."""
-        parts = [values[codes[rows]].tolist() for codes, values in zip(self.codes, self.values, strict=True)]
-        return ["/".join(path) for path in zip(*parts, strict=True)]
+        if not len(rows):
+            return []
+        # Many runs share their five leading levels: join those once per distinct parent, then add timestamps.
+        sizes = [max(len(values), 1) for values in self.values[:TS]]
+        parent = np.ravel_multi_index(tuple(codes[rows] for codes in self.codes[:TS]), sizes)
+        distinct, which = np.unique(parent, return_inverse=True)
+        parts = np.unravel_index(distinct, sizes)
+        names = [values[codes].tolist() for values, codes in zip(self.values[:TS], parts, strict=True)]
+        prefixes = np.array(["/".join(levels) + "/" for levels in zip(*names, strict=True)], dtype=object)
+        return (prefixes[which] + self.values[TS][self.codes[TS][rows]]).tolist()
 
 
 Runs = RunSelection | pd.DataFrame
