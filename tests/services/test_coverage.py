@@ -240,3 +240,14 @@ def test_long_heatmaps_fall_back_to_monday_weeks_then_months():
     monthly = coverage_breakdown(runs, {"cid": "c", "regionid": "r"}, 17, max_columns=10)
     assert monthly.period == "month" and monthly.days[:2] == ["2024-01-01", "2024-02-01"]
     assert sum(monthly.runs) == 200 and monthly.day_gaps[0][0] == 0.0
+
+
+def test_a_selection_with_a_skipped_level_matches_the_frame_query(data_state):
+    from src.services.coverage import RunSelection, temporal_data
+
+    filters = {"cid": "acme", "fieldid": "f1"}  # regionid left open: not one slice of the sorted runs
+    selection = data_state.cloud.select_runs(filters)
+    frame = data_state.cloud.get_temporal_data(filters)
+    assert len(selection) == len(frame) == 4
+    assert temporal_data(selection, 17) == temporal_data(RunSelection.from_frame(frame), 17)
+    assert len(data_state.cloud.select_runs({"cid": "nobody"})) == 0
