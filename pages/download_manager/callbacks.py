@@ -355,9 +355,9 @@ def register_callbacks(app: Dash) -> None:
         may_operate = bool(actor and actor.can(Role.OPERATOR))
         active = sum(job.is_active for job in jobs)
         finished = sum(not job.is_active for job in jobs)
-        children = [rendered_job_row(job, may_operate) for job in jobs] or [
-            html.P("No jobs yet.", className="text-muted")
-        ]
+        children = [rendered_job_row(job, may_operate) for job in jobs] or plain(
+            [html.P("No jobs yet.", className="text-muted")]
+        )
         # Bumping the store when a job ends refreshes the run table (downloaded / extracted columns).
         return children, f"{active:,}", finished if finished != finished_before else no_update
 

@@ -111,16 +111,6 @@ class RunSelection:
             ml_samples=runs["ml_samples"].to_numpy(dtype=np.int64),
         )
 
-    def take(self, rows: np.ndarray) -> RunSelection:
-        """Return the sub-selection of the given run positions."""
-        return RunSelection(
-            codes=tuple(c[rows] for c in self.codes),
-            values=self.values,
-            timestamps=self.timestamps,
-            raw_bags=self.raw_bags[rows],
-            ml_samples=self.ml_samples[rows],
-        )
-
     def paths(self, rows: np.ndarray) -> list[str]:
         """Return the coordinate path strings of the given run positions."""
         if not len(rows):
@@ -164,7 +154,6 @@ def temporal_data(runs: Runs, expected: int, max_points: int | None = None) -> T
     present = np.flatnonzero(np.bincount(ts))  # ascending codes = timestamp-rule order
     bags = _sum_by(ts, sel.raw_bags)[present]
     samples = _sum_by(ts, sel.ml_samples)[present]
-    times = sel.timestamps.times[present]
     if max_points is not None and len(present) > max_points:
         return _bucketed(sel.timestamps, present, bags, samples, expected, max_points)
     return TemporalData(
@@ -173,7 +162,7 @@ def temporal_data(runs: Runs, expected: int, max_points: int | None = None) -> T
         ml_samples=samples.tolist(),
         gap_percentages=np.round(gap_percentages(bags, samples, expected), 2).tolist(),
         expected_samples_per_bag=expected,
-        parsed_times=times.tolist(),  # datetime64[us] -> datetime, NaT -> None
+        parsed_times=sel.timestamps.times[present].tolist(),  # datetime64[us] -> datetime, NaT -> None
     )
 
 

@@ -58,10 +58,6 @@ class DataStateService:
 
     # page 1: temporal coverage --------------------------------------------------------------------
 
-    def runs(self, filters: Filters | None) -> pd.DataFrame:
-        """Return one row per run under the (possibly partial) filter."""
-        return self.cloud.get_temporal_data(clean_filters(filters))
-
     def _selection(self, filters: Filters | None) -> coverage.RunSelection:
         return self.cloud.select_runs(clean_filters(filters))
 

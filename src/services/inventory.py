@@ -307,45 +307,40 @@ class RunIndex:
 
     def rows(self, filters: dict[str, str]) -> np.ndarray:
         """Return runs rows matching filters, ordered by the timestamp rule then hierarchy."""
-        prefix: list[str] = []
-        for level in FILTER_LEVELS:
-            if level not in filters:
-                break
-            prefix.append(filters[level])
-        lo, hi = self.span(tuple(prefix))
-        rows = np.arange(lo, hi)
-        for depth, level in enumerate(HIERARCHY_LEVELS):
-            if depth < len(prefix) or level not in filters:
-                continue
-            code = self.lookup[depth].get(filters[level], -1)
-            rows = rows[self.codes[depth][rows] == code]
+        lo, hi, rows = self._matches(filters)
+        if rows is None:
+            rows = np.arange(lo, hi)
         # Timestamp categories are already in rule order, so their codes sort by the rule.
         return rows[np.argsort(self.codes[-1][rows], kind="stable")]
 
     def selection(self, filters: dict[str, str]) -> RunSelection:
-        """Return the runs under filters as array views: leading levels are one slice, no copies."""
+        """Return the runs under filters as arrays, in coordinate order (views, no copies, for leading levels)."""
+        lo, hi, rows = self._matches(filters)
+        picked = slice(lo, hi) if rows is None else rows
+        return RunSelection(
+            codes=tuple(c[picked] for c in self.codes),
+            values=tuple(self.values),
+            timestamps=self.timestamps,
+            raw_bags=self.raw_bags[picked],
+            ml_samples=self.ml_samples[picked],
+        )
+
+    def _matches(self, filters: dict[str, str]) -> tuple[int, int, np.ndarray | None]:
+        """Return the span [lo, hi) of the leading filter levels and, when later levels are filtered too, the rows."""
         prefix: list[str] = []
         for level in FILTER_LEVELS:
             if level not in filters:
                 break
             prefix.append(filters[level])
         lo, hi = self.span(tuple(prefix))
-        selected = RunSelection(
-            codes=tuple(c[lo:hi] for c in self.codes),
-            values=tuple(self.values),
-            timestamps=self.timestamps,
-            raw_bags=self.raw_bags[lo:hi],
-            ml_samples=self.ml_samples[lo:hi],
-        )
-        rest = [
-            (depth, level) for depth, level in enumerate(HIERARCHY_LEVELS) if depth >= len(prefix) and level in filters
-        ]
+        rest = [depth for depth, level in enumerate(HIERARCHY_LEVELS) if depth >= len(prefix) and level in filters]
         if not rest:
-            return selected
-        keep = np.ones(hi - lo, dtype=bool)
-        for depth, level in rest:
-            keep &= selected.codes[depth] == self.lookup[depth].get(filters[level], -1)
-        return selected.take(np.flatnonzero(keep))
+            return lo, hi, None
+        rows = np.arange(lo, hi)
+        for depth in rest:
+            code = self.lookup[depth].get(filters[HIERARCHY_LEVELS[depth]], -1)
+            rows = rows[self.codes[depth][rows] == code]
+        return lo, hi, rows
 
     def frame(self, rows: np.ndarray, columns: Iterable[str]) -> pd.DataFrame:
         """Build a result frame for rows with plain string hierarchy columns."""

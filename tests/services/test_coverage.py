@@ -170,7 +170,7 @@ def test_the_inventory_selection_and_a_plain_runs_frame_give_the_same_answers(da
     from src.services.coverage import coverage_breakdown, coverage_statistics, temporal_data
 
     for filters in ({}, {"cid": "acme"}, {"cid": "acme", "regionid": "north"}):
-        frame = data_state.runs(filters)  # the same runs as a DataFrame, rebuilt into codes from scratch
+        frame = data_state.cloud.get_temporal_data(filters)  # the same runs as a frame, coded from scratch
         assert temporal_data(frame, 17) == data_state.get_temporal_coverage_data(filters)
         assert coverage_statistics(frame, 17) == data_state.get_coverage_statistics(filters)
         assert coverage_breakdown(frame, filters, 17) == data_state.get_coverage_breakdown(filters)
