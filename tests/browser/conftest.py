@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 
 import pytest
+from dash.testing.application_runners import BaseDashRunner
 from selenium.common.exceptions import ElementClickInterceptedException
 from selenium.webdriver.chrome.options import Options
 
@@ -29,6 +31,14 @@ def pytest_setup_options() -> Options:
     ):
         options.add_argument(flag)
     return options
+
+
+@pytest.fixture(autouse=True)
+def _free_server_port() -> None:
+    # dash_duo counts ports up from 58050 in every process: parallel runs (xdist, two checkouts) would collide.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        BaseDashRunner._next_port = probe.getsockname()[1]
 
 
 @pytest.fixture(autouse=True)
