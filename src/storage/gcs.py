@@ -36,7 +36,8 @@ from src.storage.base import (
 
 # Ask only for what ObjectInfo needs: a full object resource is ~10x larger on the wire.
 LIST_FIELDS = "items(name,size,updated,crc32c,md5Hash,generation),prefixes,nextPageToken"
-PAGE_SIZE = 1000  # the server's maximum
+PAGE_SIZE = 1000  # the real service's maximum (fake-gcs-server would send more)
+UPLOAD_CHUNK_SIZE = 16 << 20  # a multiple of 256 KiB, as resumable uploads require
 POOL_MAXSIZE = 64  # >= iter_objects' max_workers (32), so listing threads never wait or reconnect
 EMULATOR_PROJECT = "bagboard-emulator"
 
@@ -95,6 +96,7 @@ class GcsBucket:
         url: str | None = None,
         client: storage.Client | None = None,
         retry: Retry = DEFAULT_RETRY,
+        page_size: int = PAGE_SIZE,
     ) -> None:
         if not bucket:
             raise ValueError("bucket name must not be empty")
@@ -105,6 +107,7 @@ class GcsBucket:
         self.prefix = prefix + "/" if prefix else ""
         self.url = url or f"gs://{bucket}/{self.prefix}".rstrip("/")
         self._retry = retry
+        self.page_size = page_size
         self._client_override = client
         self._bucket_handle: storage.Bucket | None = None
         self._lock = threading.Lock()
@@ -203,7 +206,7 @@ class GcsBucket:
             self.bucket_name,
             prefix=full or None,
             delimiter=delimiter,
-            page_size=PAGE_SIZE,
+            page_size=self.page_size,
             fields=LIST_FIELDS,
             retry=self._retry,
         )
@@ -236,20 +239,17 @@ class GcsBucket:
     def download(
         self, name: str, dest: Path, progress: ProgressCallback | None = None, *, expected: ObjectInfo | None = None
     ) -> ObjectInfo:
-        """Download to dest with crc32c validation; the generation is pinned to the metadata returned.
+        """Download to dest with crc32c validation, pinned to the generation of the metadata returned.
 
         With expected (an ObjectInfo from a listing) the generation is already known, so the metadata
         request is skipped: one request per file instead of two, which matters at 50 ms a round trip.
         """
-        if expected is not None and expected.generation:
-            blob = self._handle().blob(self.prefix + validate_key(name), generation=expected.generation)
-            info = expected
-        else:
-            blob = self._get_blob(name)  # carries mediaLink and generation, so the bytes match this info
-            # Read the metadata now: the download resets blob properties from response headers.
-            info = self._info(blob)
+        known = expected is not None and expected.generation
+        info = expected if known else self._info(self._get_blob(name))  # type: ignore[assignment]
+        # A fresh handle with the generation, not the resource's mediaLink: that may not carry it.
+        blob = self._handle().blob(self.prefix + validate_key(name), generation=info.generation)
         try:
-            with self._errors("download from", name):
+            with self._errors("download", name):
                 if progress is None:
                     blob.download_to_filename(str(dest), checksum="crc32c", retry=self._retry)
                 else:
@@ -260,10 +260,46 @@ class GcsBucket:
             raise
         return info
 
+    def download_range(
+        self,
+        name: str,
+        dest: Path,
+        start: int,
+        end: int,
+        progress: ProgressCallback | None = None,
+        *,
+        expected: ObjectInfo | None = None,
+    ) -> None:
+        """Write bytes [start, end) of the object into the existing file dest at offset start.
+
+        The generation of expected pins every slice to the same object; the caller checks the whole
+        file's crc32c (a range has none of its own). A dropped connection resumes where it stopped.
+        """
+        blob = self._handle().blob(
+            self.prefix + validate_key(name), generation=expected.generation if expected else None
+        )
+        with open(dest, "r+b") as handle:
+            handle.seek(start)
+            writer = _ProgressWriter(handle, progress)
+            with self._errors("download", name):
+                # raw_download: the stored bytes, which are what the listing's crc32c describes.
+                blob.download_to_file(
+                    writer, start=start, end=end - 1, checksum=None, raw_download=True, retry=self._retry
+                )
+        if writer.written != end - start:
+            raise StorageError(
+                f"{name} from {self.url}: got {writer.written} of the {end - start} bytes at offset {start}"
+            )
+
     def upload(self, src: Path, name: str, *, overwrite: bool = False) -> ObjectInfo:
-        """Upload src; unless overwrite, send ifGenerationMatch=0 so the server refuses to clobber."""
-        blob = self._handle().blob(self.prefix + validate_key(name))
-        with self._errors("upload to", name):
+        """Upload src; unless overwrite, send ifGenerationMatch=0 so the server refuses to clobber.
+
+        Files above 8 MiB go as resumable uploads (the library's own cut-off) in UPLOAD_CHUNK_SIZE
+        chunks, so a dropped connection costs one chunk, not the file; the precondition rides on the
+        session and is checked when it completes.
+        """
+        blob = self._handle().blob(self.prefix + validate_key(name), chunk_size=UPLOAD_CHUNK_SIZE)
+        with self._errors("upload", name):
             if overwrite:
                 # Re-sending the same bytes leaves the same end state, so plain retry is safe.
                 blob.upload_from_filename(str(src), checksum="auto", retry=self._retry)
@@ -279,7 +315,7 @@ class GcsBucket:
     def delete(self, name: str) -> None:
         """Remove the object or raise ObjectNotFound."""
         key = self.prefix + validate_key(name)
-        with self._errors("delete from", name):
+        with self._errors("delete", name):
             self._handle().delete_blob(key, retry=self._retry)
 
     # -- helpers ---------------------------------------------------------------------------------
@@ -343,8 +379,9 @@ class GcsBucket:
                 " or set GOOGLE_APPLICATION_CREDENTIALS"
             ) from err
         except _PERMISSION_ERRORS as err:
+            target = f"{name} in {self.url}" if name else where
             raise StoragePermissionDenied(
-                f"permission denied: the current Google credentials may not {action} {where}"
+                f"permission denied: the current Google credentials may not {action} {target}"
             ) from err
         except _UNAVAILABLE_ERRORS as err:
             raise StorageUnavailable(
@@ -357,20 +394,28 @@ class GcsBucket:
 
 
 class _ProgressWriter:
-    """Wrap a binary file so each written chunk is reported to a progress callback."""
+    """Wrap a binary file so each written chunk is counted and reported to a progress callback."""
 
-    def __init__(self, handle: IO[bytes], progress: ProgressCallback) -> None:
+    def __init__(self, handle: IO[bytes], progress: ProgressCallback | None) -> None:
         self._handle = handle
         self._progress = progress
+        self.written = 0
 
     def write(self, data: bytes) -> int:
         """Write data and report its length."""
         written = self._handle.write(data)
-        self._progress(len(data))
+        self.written += len(data)
+        if self._progress is not None:
+            self._progress(len(data))
         return written
 
     def __getattr__(self, attr: str) -> Any:
         return getattr(self._handle, attr)
+
+
+def make_retry(deadline: float, initial: float, maximum: float, multiplier: float) -> Retry:
+    """Return the library's default retry (transient errors only) with this deadline and backoff."""
+    return DEFAULT_RETRY.with_delay(initial=initial, maximum=maximum, multiplier=multiplier).with_timeout(deadline)
 
 
 def _updated(blob: storage.Blob) -> datetime | None:
