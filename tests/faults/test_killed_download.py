@@ -1,5 +1,7 @@
 """Fault: the worker running a raw download is SIGKILLed mid-way (OOM killer, node loss, kill -9).
 
+Both the one-stream path (many files) and the sliced path (one large object in concurrent ranges).
+
 A child process downloads a multi-file run through the proxy (with latency, so the download takes a
 while); the test kills it once some files are published and others are still in flight. Nothing may
 carry a final name unless it is complete and verified; leftover '.part' files are never counted as
@@ -22,9 +24,10 @@ from src.services.inventory import CloudInventoryService
 from src.services.local_state import LocalStateService
 from src.services.operations import CloudOperationService
 from src.services.operations.files import is_part_name
+from src.services.operations.transfer import SlicePolicy
 from src.storage import open_bucket
-from src.storage.testing import EmulatorStack
 from tests.faults.helpers import FAST_RETRY, crc32c_of, file_crc32c, is_media, random_bytes
+from tests.support.gcs import GcsTestBucket
 
 pytestmark = [pytest.mark.emulator, pytest.mark.slow]
 
@@ -67,7 +70,7 @@ def local_files(run_dir: Path) -> tuple[dict[str, Path], list[Path]]:
 
 
 def test_a_sigkilled_download_leaves_no_partial_final_file_and_a_rerun_fetches_only_the_rest(
-    gcs: EmulatorStack, tmp_path: Path
+    gcs: GcsTestBucket, tmp_path: Path
 ):
     objects = run_objects()
     gcs.seed({f"raw/{RUN}/{rel}": data for rel, data in objects.items()})
@@ -158,3 +161,64 @@ def test_a_sigkilled_download_leaves_no_partial_final_file_and_a_rerun_fetches_o
         assert file_crc32c(path) == expected_crc[rel], rel
     status = local.check_raw_downloaded(RUN)
     assert status.bag_count == 9 and status.total_size == 9 * FILE_SIZE
+
+
+BIG_SIZE = 24 << 20
+SLICE = 2 << 20
+SLICE_BANDWIDTH = 2e6  # bytes per second per connection: the slices take seconds, so the kill lands mid-way
+
+
+def test_a_sigkilled_sliced_download_leaves_no_final_name_and_a_rerun_finishes(gcs: GcsTestBucket, tmp_path: Path):
+    data = random_bytes(BIG_SIZE, 7)
+    rel = "drive_big.bag"
+    gcs.seed({f"raw/{RUN}/{rel}": data})
+    raw_url, ml_url = f"gs://{gcs.bucket}/raw", f"gs://{gcs.bucket}/ml"
+    raw, ml = open_bucket(raw_url, retry=FAST_RETRY), open_bucket(ml_url, retry=FAST_RETRY)
+    snapshot = tmp_path / "state" / "snapshot.parquet"
+    inventory = CloudInventoryService(raw, ml, snapshot, SimpleCache())
+    inventory.refresh_inventory()
+    data_root = tmp_path / "data"
+    local = LocalStateService(data_root)
+    run_dir = local.raw_path(RUN)
+
+    gcs.proxy.reset()
+    gcs.proxy.set_bandwidth(SLICE_BANDWIDTH)
+    env = {**os.environ, "STORAGE_EMULATOR_HOST": gcs.url, "PYTHONPATH": str(REPO)}
+    command = [sys.executable, "-m", "tests.faults.download_worker", raw_url, ml_url, str(snapshot), str(data_root)]
+    policy = [str(4 << 20), str(SLICE), "3"]  # sliced from 4 MiB on: 12 slices, 3 at a time
+    child = subprocess.Popen(
+        [*command, RUN, "1", *policy], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 60
+        # Kill once a few slices have been asked for, some finished (a 4th request) and most not.
+        while time.monotonic() < deadline and child.poll() is None and len(gcs.proxy.media_requests()) < 5:
+            time.sleep(0.01)
+        assert child.poll() is None, f"the download ended before it could be killed: {child.communicate()}"
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=10)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert child.returncode == -signal.SIGKILL
+
+    ranges = sorted(r.headers.get("range") or "" for r in gcs.proxy.media_requests())
+    assert all(value.startswith("bytes=") for value in ranges), "every request was one slice"
+    finals, parts = local_files(run_dir)
+    assert finals == {}, "nothing carries the final name after a kill mid-download"
+    assert len(parts) == 1 and size_of(parts[0]) == BIG_SIZE, "one .part file, sized up front, is left"
+    assert file_crc32c(parts[0]) != crc32c_of(data), "and it is incomplete"
+    assert local.check_raw_downloaded(RUN).bag_count == 0
+
+    gcs.proxy.reset()
+    ops = CloudOperationService(
+        inventory, local, raw, ml, data_root, slicing=SlicePolicy(threshold=4 << 20, slice_size=SLICE, workers=3)
+    )
+    job = ops.execute_raw_download(RUN)
+
+    assert job.files_downloaded == 1
+    finals, parts = local_files(run_dir)
+    assert parts == []
+    assert file_crc32c(finals[rel]) == crc32c_of(data)
+    assert len(gcs.proxy.media_requests()) == BIG_SIZE // SLICE

@@ -19,7 +19,8 @@ from src.services.inventory import CloudInventoryService
 from src.services.local_state import LocalStateService
 from src.services.operations import CloudOperationService
 from src.storage import Bucket, ObjectInfo, ProgressCallback
-from src.storage.testing import EmulatorStack, RecordingProxy
+from tests.support.fault_proxy import FaultProxy
+from tests.support.gcs import GcsTestBucket
 
 RUN = "c1/r1/f1/t1/l1/2024-05-14T10-32-00"
 MIB = 1 << 20
@@ -56,7 +57,7 @@ class World:
     ml: Bucket
     seed_raw: Callable[[Mapping[str, bytes]], None]
     seed_ml: Callable[[Mapping[str, bytes]], None]
-    stack: EmulatorStack | None = None
+    stack: GcsTestBucket | None = None
     data_root: Path = field(init=False)
     inventory: CloudInventoryService = field(init=False)
     local: LocalStateService = field(init=False)
@@ -68,8 +69,8 @@ class World:
         self.local = LocalStateService(self.data_root)
 
     @property
-    def proxy(self) -> RecordingProxy:
-        """Return the emulator's recording proxy (GCS worlds only)."""
+    def proxy(self) -> FaultProxy:
+        """Return the fault proxy in front of fake-gcs-server (GCS worlds only)."""
         assert self.stack is not None, "only the gcs backend has a proxy"
         return self.stack.proxy
 
@@ -112,7 +113,7 @@ def _read(bucket: Bucket, name: str, tmp: Path) -> bytes:
 
 
 def load_tree(root: Path) -> dict[str, bytes]:
-    """Read a local bucket root into name -> bytes (what seeding the emulator needs)."""
+    """Read a local bucket root into name -> bytes (what seeding fake-gcs-server needs)."""
     return tree_files(root)
 
 

@@ -18,9 +18,9 @@ from src.storage import (
     open_bucket,
 )
 from src.storage.gcs import default_client
+from tests.storage.helpers import FAST_RETRY, make_tree
 from tests.support.fault_proxy import FaultProxy, RecordedRequest
 from tests.support.gcs import GcsTestBucket
-from tests.storage.helpers import FAST_RETRY, make_tree
 
 pytestmark = pytest.mark.emulator
 
@@ -165,9 +165,7 @@ def test_fanout_stops_descending_once_a_level_is_wide_enough(
     assert {r.param("prefix") for r in listings if r.param("delimiter") is None} == flat
 
 
-def test_fanout_lists_each_level_concurrently(
-    bucket: GcsBucket, gcs: GcsTestBucket, proxy: FaultProxy
-) -> None:
+def test_fanout_lists_each_level_concurrently(bucket: GcsBucket, gcs: GcsTestBucket, proxy: FaultProxy) -> None:
     gcs.seed({f"c{i}/r{j}/run.bag": b"x" for i in range(8) for j in range(2)} | {"c0/cid.json": b"{}"})
     proxy.set_latency(0.1)
 
@@ -211,9 +209,7 @@ def test_transient_errors_are_retried(bucket: GcsBucket, proxy: FaultProxy, stat
     assert [r.status for r in proxy.listing_requests()] == [status, status, 200]
 
 
-def test_transient_errors_during_fanout_are_retried(
-    bucket: GcsBucket, gcs: GcsTestBucket, proxy: FaultProxy
-) -> None:
+def test_transient_errors_during_fanout_are_retried(bucket: GcsBucket, gcs: GcsTestBucket, proxy: FaultProxy) -> None:
     tree = make_tree()
     gcs.seed(tree)
     proxy.fail_next(5, 503, match=is_listing)
