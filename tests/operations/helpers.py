@@ -18,6 +18,7 @@ from src.models import HIERARCHY_LEVELS
 from src.services.inventory import CloudInventoryService
 from src.services.local_state import LocalStateService
 from src.services.operations import CloudOperationService
+from src.services.operations.transfer import SlicePolicy
 from src.storage import Bucket, ObjectInfo, ProgressCallback
 from tests.support.fault_proxy import FaultProxy
 from tests.support.gcs import GcsTestBucket
@@ -74,10 +75,10 @@ class World:
         assert self.stack is not None, "only the gcs backend has a proxy"
         return self.stack.proxy
 
-    def ops(self, max_workers: int = 4) -> CloudOperationService:
+    def ops(self, max_workers: int = 4, slicing: SlicePolicy | None = None) -> CloudOperationService:
         """Return the service under test."""
         return CloudOperationService(
-            self.inventory, self.local, self.raw, self.ml, self.data_root, max_workers=max_workers
+            self.inventory, self.local, self.raw, self.ml, self.data_root, max_workers=max_workers, slicing=slicing
         )
 
     def refresh(self) -> None:

@@ -189,3 +189,23 @@ def test_url_prefix_makes_names_relative(backend: Backend, tmp_path: Path) -> No
     scoped.delete("c1/new.bag")
     with pytest.raises(ObjectNotFound):
         backend.bucket.stat("some/prefix/c1/new.bag")
+
+
+def test_ranged_reads_write_slices_at_their_offsets(backend: Backend, tmp_path: Path) -> None:
+    data = os.urandom(1_000_003)
+    backend.seed({"big/run.bag": data})
+    bucket = backend.bucket
+    info = bucket.stat("big/run.bag")
+    dest = tmp_path / "assembled"
+    dest.write_bytes(b"\0" * len(data))
+    progress: list[int] = []
+
+    for start in reversed(range(0, len(data), 300_000)):  # any order, each into its own place
+        bucket.download_range(
+            "big/run.bag", dest, start, min(start + 300_000, len(data)), progress.append, expected=info
+        )
+
+    assert dest.read_bytes() == data
+    assert sum(progress) == len(data)
+    with pytest.raises(ObjectNotFound):
+        bucket.download_range("big/none.bag", dest, 0, 10)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -12,6 +13,7 @@ from google.cloud.storage.retry import DEFAULT_RETRY
 from src.storage import (
     GcsBucket,
     ObjectNotFound,
+    PreconditionFailed,
     StorageError,
     StoragePermissionDenied,
     StorageUnavailable,
@@ -289,3 +291,34 @@ def test_shared_client_has_a_wide_connection_pool(gcs: GcsTestBucket) -> None:
     assert default_client() is client
     for scheme in ("http://", "https://"):
         assert client._http.get_adapter(scheme)._pool_maxsize == 64
+
+
+def test_the_emulator_paginates_at_the_requested_page_size(gcs: GcsTestBucket, proxy: FaultProxy) -> None:
+    gcs.seed({f"p/{i:04d}.bag": b"x" for i in range(2300)})
+
+    names = [o.name for o in small_pages(gcs, 1000).iter_objects(parallel=False)]
+
+    assert names == [f"p/{i:04d}.bag" for i in range(2300)]
+    listings = proxy.listing_requests()
+    assert [r.param("maxResults") for r in listings] == ["1000"] * 3
+    assert [bool(r.param("pageToken")) for r in listings] == [False, True, True]
+
+
+def test_large_uploads_are_resumable_and_never_clobber(bucket: GcsBucket, proxy: FaultProxy, tmp_path: Path) -> None:
+    first, second = tmp_path / "v1", tmp_path / "v2"
+    first.write_bytes(os.urandom(9 << 20))  # above the library's 8 MiB multipart limit
+    second.write_bytes(os.urandom(9 << 20))
+    stored = bucket.upload(first, "exports/big.bag")
+
+    with pytest.raises(PreconditionFailed, match=r"exports/big\.bag already exists"):
+        bucket.upload(second, "exports/big.bag")
+    assert bucket.stat("exports/big.bag").crc32c == stored.crc32c
+    replaced = bucket.upload(second, "exports/big.bag", overwrite=True)
+
+    sessions = [r for r in proxy.upload_requests() if r.method == "POST"]
+    assert [r.param("uploadType") for r in sessions] == ["resumable"] * 3
+    assert [r.param("ifGenerationMatch") for r in sessions] == ["0", "0", None]
+    chunks = [r for r in proxy.upload_requests() if r.method == "PUT"]
+    assert {r.headers.get("content-range") for r in chunks} >= {"bytes 0-9437183/9437184"}
+    assert replaced.generation != stored.generation
+    assert bucket.stat("exports/big.bag").crc32c == replaced.crc32c
