@@ -6,8 +6,10 @@ pytest-xdist worker), in memory; every test gets buckets of its own, so tests ne
 
 from __future__ import annotations
 
+import ctypes
 import itertools
 import os
+import signal
 import socket
 import subprocess
 import threading
@@ -30,6 +32,15 @@ def free_port(host: str = HOST) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
+
+
+def _die_with_parent() -> None:
+    """Have the kernel end the server when the process that started it dies, however it dies (Linux)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass  # not Linux: stop() still ends it
 
 
 def binary_path() -> Path:
@@ -65,7 +76,9 @@ class FakeGcsServer:
         command += ["-port", str(self.port), "-external-url", self.external_url, "-log-level", "error"]
         if self._data_dir is not None:
             command += ["-data", str(self._data_dir)]
-        self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self._process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=_die_with_parent
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:

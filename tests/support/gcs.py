@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from tests.support.fake_gcs import FakeGcsServer, free_port, unique_bucket_name
-from tests.support.fault_proxy import FaultProxy
+from tests.support.fault_proxy import FaultProxy, ProxyProcess
 
 
 class FakeGcs:
@@ -26,7 +28,11 @@ class FakeGcs:
     def start(self) -> FakeGcs:
         """Start the server, then the proxy."""
         self.server.start()
-        self.proxy.start()
+        try:
+            self.proxy.start()
+        except BaseException:
+            self.server.stop()
+            raise
         return self
 
     def stop(self) -> None:
@@ -78,3 +84,42 @@ class GcsTestBucket:
     def metadata(self, name: str) -> dict:
         """Return the server's resource for an object of this bucket."""
         return self.server.metadata(self.bucket, name)
+
+
+class RemoteFakeGcs:
+    """fake-gcs-server with the fault proxy in a child process, so a benchmark's GIL stays its own."""
+
+    def __init__(self, data_dir: Path | None = None) -> None:
+        proxy_port = free_port()
+        self.server = FakeGcsServer(external_url=f"http://127.0.0.1:{proxy_port}", data_dir=data_dir)
+        self.proxy = ProxyProcess(self.server.url, port=proxy_port)
+
+    @property
+    def url(self) -> str:
+        """Return the proxy URL clients should use."""
+        return self.proxy.url
+
+    def call(self, method: str, *args: Any) -> Any:
+        """Call a FaultProxy method in the child, e.g. call("set_latency", 0.05)."""
+        return self.proxy.call(method, *args)
+
+    def start(self) -> RemoteFakeGcs:
+        """Start the server, then the proxy."""
+        self.server.start()
+        try:
+            self.proxy.start()
+        except BaseException:
+            self.server.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop the proxy, then the server."""
+        self.proxy.stop()
+        self.server.stop()
+
+    def __enter__(self) -> RemoteFakeGcs:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
