@@ -156,9 +156,13 @@ class ListingServer:
         self.stop()
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # a fan-out connects dozens at once; the default 5 drops SYNs (1 s retries)
+
+
 def _serve(conn: Any, objects: list[tuple[str, int]]) -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    server.daemon_threads = True
+    server = _Server(("127.0.0.1", 0), _Handler)
     server.listing = Listing(objects)  # type: ignore[attr-defined]
     host, port = server.server_address[:2]
     conn.send(f"http://{host}:{port}")
