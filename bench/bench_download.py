@@ -32,7 +32,7 @@ from src.services.operations.files import file_digest
 from src.storage import GcsBucket, open_bucket
 from src.storage.gcs import default_client
 from tests.support.fake_gcs import unique_bucket_name
-from tests.support.gcs import RemoteFakeGcs
+from tests.support.gcs import FakeGcs
 
 RUN = "bench/region/field-01/tw01/lb1/2024-05-14T10-32-00"
 
@@ -52,7 +52,7 @@ class Timing:
 class Bench:
     """fake-gcs-server with one run seeded, and both download strategies over it."""
 
-    def __init__(self, gcs: RemoteFakeGcs, workdir: Path, workers: int) -> None:
+    def __init__(self, gcs: FakeGcs, workdir: Path, workers: int) -> None:
         self.gcs = gcs
         self.control: Callable[..., Any] = gcs.call
         self.bucket = ""
@@ -178,7 +178,7 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="bench-download-", dir=args.dir))
     started = time.perf_counter()
     try:
-        with RemoteFakeGcs() as remote:
+        with FakeGcs(remote=True) as remote:
             os.environ["STORAGE_EMULATOR_HOST"] = remote.url
             bench = Bench(remote, workdir, args.workers)
             print(

@@ -32,7 +32,7 @@ from src.services.operations import CloudOperationService
 from src.services.operations.transfer import MIB, SlicePolicy
 from src.storage import open_bucket
 from tests.support.fake_gcs import unique_bucket_name
-from tests.support.gcs import RemoteFakeGcs
+from tests.support.gcs import FakeGcs
 
 RUN = "bench/region/field-01/tw01/lb1/2024-05-14T10-32-00"
 NAME = "recording_0.bag"
@@ -99,7 +99,7 @@ def main() -> int:
     sliced_policy = SlicePolicy(threshold=64 * MIB, slice_size=args.slice_mib * MIB, workers=args.slice_workers)
     stream_policy = SlicePolicy(threshold=size + 1)  # never slices: one stream
     try:
-        with RemoteFakeGcs() as gcs:
+        with FakeGcs(remote=True) as gcs:
             os.environ["STORAGE_EMULATOR_HOST"] = gcs.url
             bucket = gcs.server.create_bucket(unique_bucket_name("bench-large"))
             started = time.perf_counter()

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -69,6 +70,28 @@ def local_files(run_dir: Path) -> tuple[dict[str, Path], list[Path]]:
     return finals, parts
 
 
+def start_worker(gcs: GcsTestBucket, *args: object) -> subprocess.Popen[str]:
+    """Start tests.faults.download_worker with args, talking to the test's fake-gcs-server."""
+    env = {**os.environ, "STORAGE_EMULATOR_HOST": gcs.url, "PYTHONPATH": str(REPO)}
+    command = [sys.executable, "-m", "tests.faults.download_worker", *map(str, args)]
+    return subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def kill_when(child: subprocess.Popen[str], ready: Callable[[], bool]) -> None:
+    """SIGKILL child as soon as ready() holds (failing if it finished first) and reap it."""
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and child.poll() is None and not ready():
+            time.sleep(0.002)
+        assert child.poll() is None, f"the download ended before it could be killed: {child.communicate()}"
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=10)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+
+
 def test_a_sigkilled_download_leaves_no_partial_final_file_and_a_rerun_fetches_only_the_rest(
     gcs: GcsTestBucket, tmp_path: Path
 ):
@@ -88,29 +111,18 @@ def test_a_sigkilled_download_leaves_no_partial_final_file_and_a_rerun_fetches_o
 
     gcs.proxy.reset()
     gcs.proxy.set_latency(LATENCY_S)
-    env = {**os.environ, "STORAGE_EMULATOR_HOST": gcs.url, "PYTHONPATH": str(REPO)}
-    command = [sys.executable, "-m", "tests.faults.download_worker", raw_url, ml_url, str(snapshot), str(data_root)]
-    child = subprocess.Popen(
-        [*command, RUN, "2"], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    saw_partial_part = False
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and child.poll() is None:
-            finals, parts = local_files(run_dir)
-            in_flight = any(size_of(p) > 0 for p in parts)
-            # Kill once some files are published and at least two are not: a true mid-download kill.
-            if 1 <= len(finals) <= len(objects) - 2 and (in_flight or len(finals) >= 3):
-                saw_partial_part = in_flight
-                break
-            time.sleep(0.002)
-        assert child.poll() is None, f"the download ended before it could be killed: {child.communicate()}"
-        child.send_signal(signal.SIGKILL)
-        child.wait(timeout=10)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
+    child = start_worker(gcs, raw_url, ml_url, snapshot, data_root, RUN, "2")
+    seen = {"partial": False}
+
+    def mid_download() -> bool:
+        finals, parts = local_files(run_dir)
+        in_flight = any(size_of(p) > 0 for p in parts)
+        seen["partial"] = in_flight
+        # Some files are published and at least two are not: a true mid-download kill.
+        return 1 <= len(finals) <= len(objects) - 2 and (in_flight or len(finals) >= 3)
+
+    kill_when(child, mid_download)
+    saw_partial_part = seen["partial"]
     assert child.returncode == -signal.SIGKILL
 
     finals, parts = local_files(run_dir)
@@ -183,24 +195,10 @@ def test_a_sigkilled_sliced_download_leaves_no_final_name_and_a_rerun_finishes(g
 
     gcs.proxy.reset()
     gcs.proxy.set_bandwidth(SLICE_BANDWIDTH)
-    env = {**os.environ, "STORAGE_EMULATOR_HOST": gcs.url, "PYTHONPATH": str(REPO)}
-    command = [sys.executable, "-m", "tests.faults.download_worker", raw_url, ml_url, str(snapshot), str(data_root)]
     policy = [str(4 << 20), str(SLICE), "3"]  # sliced from 4 MiB on: 12 slices, 3 at a time
-    child = subprocess.Popen(
-        [*command, RUN, "1", *policy], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        deadline = time.monotonic() + 60
-        # Kill once a few slices have been asked for, some finished (a 4th request) and most not.
-        while time.monotonic() < deadline and child.poll() is None and len(gcs.proxy.media_requests()) < 5:
-            time.sleep(0.01)
-        assert child.poll() is None, f"the download ended before it could be killed: {child.communicate()}"
-        child.send_signal(signal.SIGKILL)
-        child.wait(timeout=10)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
+    child = start_worker(gcs, raw_url, ml_url, snapshot, data_root, RUN, "1", *policy)
+    # Kill once a few slices have been asked for, some finished (a 4th request) and most not.
+    kill_when(child, lambda: len(gcs.proxy.media_requests()) >= 5)
     assert child.returncode == -signal.SIGKILL
 
     ranges = sorted(r.headers.get("range") or "" for r in gcs.proxy.media_requests())

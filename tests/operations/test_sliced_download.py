@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from src.jobs.base import JobCancelled, JobError
 from src.services.operations.transfer import SlicePolicy
-from src.storage import ObjectInfo, ProgressCallback
 from tests.operations.helpers import (
     MIB,
     RUN,
@@ -160,16 +160,7 @@ class ConcurrencyProbe(WrappedBucket):
         self._active = 0
         self._lock = threading.Lock()
 
-    def download_range(
-        self,
-        name: str,
-        dest: Path,
-        start: int,
-        end: int,
-        progress: ProgressCallback | None = None,
-        *,
-        expected: ObjectInfo | None = None,
-    ) -> None:
+    def download_range(self, name: str, dest: Path, start: int, end: int, *args: Any, **kwargs: Any) -> None:
         with self._lock:
             self.calls += 1
             self._active += 1
@@ -177,7 +168,7 @@ class ConcurrencyProbe(WrappedBucket):
         try:
             if self._barrier is not None:
                 self._barrier.wait()
-            self.inner.download_range(name, dest, start, end, progress, expected=expected)  # type: ignore[attr-defined]
+            self.inner.download_range(name, dest, start, end, *args, **kwargs)
         finally:
             with self._lock:
                 self._active -= 1
@@ -191,17 +182,8 @@ class DamagingBucket(WrappedBucket):
         self.remaining = times
         self._lock = threading.Lock()
 
-    def download_range(
-        self,
-        name: str,
-        dest: Path,
-        start: int,
-        end: int,
-        progress: ProgressCallback | None = None,
-        *,
-        expected: ObjectInfo | None = None,
-    ) -> None:
-        self.inner.download_range(name, dest, start, end, progress, expected=expected)  # type: ignore[attr-defined]
+    def download_range(self, name: str, dest: Path, start: int, end: int, *args: Any, **kwargs: Any) -> None:
+        self.inner.download_range(name, dest, start, end, *args, **kwargs)
         if start != 0:
             return
         with self._lock:

@@ -12,18 +12,29 @@ from tests.support.fault_proxy import FaultProxy, ProxyProcess
 
 
 class FakeGcs:
-    """One fake-gcs-server with a FaultProxy in front; clients talk to the proxy (STORAGE_EMULATOR_HOST)."""
+    """One fake-gcs-server with a fault proxy in front; clients talk to the proxy (STORAGE_EMULATOR_HOST).
 
-    def __init__(self) -> None:
+    Tests keep the proxy in process, to set faults and read the record directly; benchmarks pass
+    remote=True to run it in a child process, so it never holds their GIL.
+    """
+
+    def __init__(self, *, remote: bool = False, data_dir: Path | None = None) -> None:
         proxy_port = free_port()
         # mediaLink and resumable-upload Locations must point at the proxy, or traffic would bypass it.
-        self.server = FakeGcsServer(external_url=f"http://127.0.0.1:{proxy_port}")
-        self.proxy = FaultProxy(self.server.url, port=proxy_port)
+        self.server = FakeGcsServer(external_url=f"http://127.0.0.1:{proxy_port}", data_dir=data_dir)
+        proxy_class = ProxyProcess if remote else FaultProxy
+        self.proxy: Any = proxy_class(self.server.url, port=proxy_port)
 
     @property
     def url(self) -> str:
         """Return the proxy URL clients should use."""
         return self.proxy.url
+
+    def call(self, method: str, *args: Any) -> Any:
+        """Call a FaultProxy method by name, wherever the proxy runs (e.g. call("set_latency", 0.05))."""
+        if isinstance(self.proxy, ProxyProcess):
+            return self.proxy.call(method, *args)
+        return getattr(self.proxy, method)(*args)
 
     def start(self) -> FakeGcs:
         """Start the server, then the proxy."""
@@ -84,42 +95,3 @@ class GcsTestBucket:
     def metadata(self, name: str) -> dict:
         """Return the server's resource for an object of this bucket."""
         return self.server.metadata(self.bucket, name)
-
-
-class RemoteFakeGcs:
-    """fake-gcs-server with the fault proxy in a child process, so a benchmark's GIL stays its own."""
-
-    def __init__(self, data_dir: Path | None = None) -> None:
-        proxy_port = free_port()
-        self.server = FakeGcsServer(external_url=f"http://127.0.0.1:{proxy_port}", data_dir=data_dir)
-        self.proxy = ProxyProcess(self.server.url, port=proxy_port)
-
-    @property
-    def url(self) -> str:
-        """Return the proxy URL clients should use."""
-        return self.proxy.url
-
-    def call(self, method: str, *args: Any) -> Any:
-        """Call a FaultProxy method in the child, e.g. call("set_latency", 0.05)."""
-        return self.proxy.call(method, *args)
-
-    def start(self) -> RemoteFakeGcs:
-        """Start the server, then the proxy."""
-        self.server.start()
-        try:
-            self.proxy.start()
-        except BaseException:
-            self.server.stop()
-            raise
-        return self
-
-    def stop(self) -> None:
-        """Stop the proxy, then the server."""
-        self.proxy.stop()
-        self.server.stop()
-
-    def __enter__(self) -> RemoteFakeGcs:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
