@@ -6,7 +6,7 @@ import functools
 import http.client
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from datetime import datetime
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import quote
 
+import orjson
 import requests
 from google.api_core import exceptions as api_exceptions
 from google.api_core.retry import Retry
@@ -45,6 +46,7 @@ UPLOAD_CHUNK_SIZE = 16 << 20  # a multiple of 256 KiB, as resumable uploads requ
 POOL_MAXSIZE = 64  # >= iter_objects' max_workers (32), so listing threads never wait or reconnect
 EMULATOR_PROJECT = "bagboard-emulator"
 
+fromisoformat = datetime.fromisoformat
 _PERMISSION_ERRORS = (
     api_exceptions.Forbidden,
     api_exceptions.Unauthorized,
@@ -150,9 +152,8 @@ class GcsBucket:
     def _iter_sequential(self, full: str) -> Iterator[ObjectInfo]:
         """Yield objects from one flat, paginated listing."""
         with self._errors("list objects in"):
-            for info in self._list_blobs(full, None):
-                if info is not None:
-                    yield info
+            for objects, _prefixes in self._pages(full, None):
+                yield from objects
 
     def _iter_fanout(self, full: str, max_depth: int, min_leaves: int, max_workers: int) -> Iterator[ObjectInfo]:
         """Walk '/' levels breadth-first, then list each leaf prefix flat, all on one bounded pool."""
@@ -196,34 +197,69 @@ class GcsBucket:
         self, full: str, delimiter: str | None, stop: threading.Event | None = None
     ) -> tuple[list[ObjectInfo], list[str]]:
         """Return all objects and sorted child prefixes of one listing, giving up early once stop is set."""
-        iterator = self._list_blobs(full, delimiter)
         objects: list[ObjectInfo] = []
-        for page in iterator.pages:
-            objects.extend(info for info in page if info is not None)
+        prefixes: list[str] = []
+        for page_objects, page_prefixes in self._pages(full, delimiter):
+            objects += page_objects
+            prefixes += page_prefixes
             if stop is not None and stop.is_set():
                 return [], []
-        return objects, sorted(iterator.prefixes)
+        return objects, sorted(set(prefixes))
 
-    def _list_blobs(self, full: str, delimiter: str | None) -> Any:
-        """Start a paginated list_blobs request yielding ObjectInfo (None for folder placeholders)."""
-        iterator = self._client.list_blobs(
-            self.bucket_name,
-            prefix=full or None,
-            delimiter=delimiter,
-            page_size=self.page_size,
-            fields=LIST_FIELDS,
-            retry=self._retry,
-        )
-        # Build ObjectInfo straight from the JSON item: a Blob per item (ACL object, property
-        # parsing) costs ~10x more and dominated the CPU of large listings.
-        iterator.item_to_value = self._item_to_info
-        return iterator
+    def _pages(self, full: str, delimiter: str | None) -> Iterator[tuple[list[ObjectInfo], list[str]]]:
+        """Yield (objects, prefixes) page by page of one objects.list, each page under the retry policy.
 
-    def _item_to_info(self, _iterator: Any, item: dict[str, Any]) -> ObjectInfo | None:
-        """Convert one objects.list JSON item; None for 'folder/' placeholder objects."""
+        Not the library's list_blobs: its iterator builds and converts items one by one and parses
+        with the json module; here a page is one orjson call and one list comprehension, which
+        halved the client's CPU per object (the fan-out's floor on a 2-core machine).
+        """
+        url = f"{self._client._connection.API_BASE_URL}/storage/v1/b/{quote(self.bucket_name, safe='')}/o"
+        params: dict[str, Any] = {"maxResults": self.page_size, "fields": LIST_FIELDS, "projection": "noAcl"}
+        if full:
+            params["prefix"] = full
+        if delimiter:
+            params["delimiter"] = delimiter
+        fetch = self._retry(self._get_json)
+        while True:
+            page = fetch(url, params)
+            yield self._page_infos(page.get("items") or ()), page.get("prefixes") or []
+            token = page.get("nextPageToken")
+            if not token:
+                return
+            params["pageToken"] = token
+
+    def _get_json(self, url: str, params: dict[str, Any]) -> dict[str, Any]:
+        """GET url on the client's authorised session and decode the JSON answer, or raise the API error."""
+        response = self._client._http.get(url, params=params, timeout=RANGE_TIMEOUT)
+        if response.status_code != 200:
+            raise api_exceptions.from_http_response(response)
+        return orjson.loads(response.content)
+
+    def _page_infos(self, items: Iterable[dict[str, Any]]) -> list[ObjectInfo]:
+        """Convert one page's JSON items to ObjectInfo, skipping 'folder/' placeholder objects."""
+        cut = len(self.prefix)
+        try:
+            # The fast path: every field as GCS always sends it (the mask asks for nothing optional but md5).
+            return [
+                ObjectInfo(
+                    item["name"][cut:],
+                    int(item["size"]),
+                    fromisoformat(item["updated"]),
+                    item.get("crc32c"),
+                    item.get("md5Hash"),
+                    int(item["generation"]),
+                )
+                for item in items
+                if not item["name"].endswith("/")  # zero-byte markers the Cloud Console creates for folders
+            ]
+        except (KeyError, ValueError, TypeError):
+            return [info for item in items if (info := self._item_to_info(item)) is not None]
+
+    def _item_to_info(self, item: dict[str, Any]) -> ObjectInfo | None:
+        """Convert one objects.list JSON item with any field missing or malformed; None for placeholders."""
         name: str = item["name"]
         if name.endswith("/"):
-            return None  # zero-byte markers the Cloud Console creates for folders
+            return None
         generation = item.get("generation")
         return ObjectInfo(
             name=name[len(self.prefix) :],

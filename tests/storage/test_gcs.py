@@ -322,3 +322,19 @@ def test_large_uploads_are_resumable_and_never_clobber(bucket: GcsBucket, proxy:
     assert {r.headers.get("content-range") for r in chunks} >= {"bytes 0-9437183/9437184"}
     assert replaced.generation != stored.generation
     assert bucket.stat("exports/big.bag").crc32c == replaced.crc32c
+
+
+def test_a_page_with_missing_or_malformed_fields_still_lists() -> None:
+    bucket = GcsBucket("bags", "raw")
+    items = [
+        {"name": "raw/a.bag", "size": "3", "updated": "2024-05-14T10:32:00.123Z", "crc32c": "x", "generation": "7"},
+        {"name": "raw/b.bag", "size": "4", "updated": "not a time", "generation": "8"},
+        {"name": "raw/c.bag"},
+        {"name": "raw/folder/", "size": "0"},
+    ]
+
+    infos = bucket._page_infos(items)
+
+    assert [(i.name, i.size, i.generation) for i in infos] == [("a.bag", 3, 7), ("b.bag", 4, 8), ("c.bag", 0, None)]
+    assert infos[0].updated is not None and infos[0].updated.utcoffset() is not None
+    assert infos[1].updated is None and infos[1].crc32c is None
