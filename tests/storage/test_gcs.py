@@ -338,3 +338,18 @@ def test_a_page_with_missing_or_malformed_fields_still_lists() -> None:
     assert [(i.name, i.size, i.generation) for i in infos] == [("a.bag", 3, 7), ("b.bag", 4, 8), ("c.bag", 0, None)]
     assert infos[0].updated is not None and infos[0].updated.utcoffset() is not None
     assert infos[1].updated is None and infos[1].crc32c is None
+
+
+def test_a_connection_dropped_mid_download_resumes_and_is_verified(
+    bucket: GcsBucket, gcs: GcsTestBucket, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    data = os.urandom(3 << 20)
+    gcs.seed({"a/run.bag": data})
+    proxy.drop_next(1, after_bytes=1 << 20, match=lambda r: r.is_media)
+
+    bucket.download("a/run.bag", tmp_path / "out")
+
+    assert (tmp_path / "out").read_bytes() == data
+    media = proxy.media_requests()
+    assert len(media) == 2 and media[0].headers.get("range") is None
+    assert media[1].headers["range"].startswith("bytes=") and media[1].headers["range"] != "bytes=0-"
