@@ -1,7 +1,7 @@
 """Time CloudOperationService.execute_raw_download against a sequential blob.download_to_filename loop.
 
-Both download one run (default 20 files x 20 MB) from gcp-storage-emulator behind the recording proxy,
-which adds latency per request; the emulator runs in a child process so its CPU does not share our GIL.
+Both download one run (default 20 files x 20 MB) from fake-gcs-server behind the fault proxy, which adds
+latency per request; the proxy runs in a child process (the server is a Go process) so neither shares our GIL.
 Run: .venv/bin/python bench/bench_download.py [--files 20] [--mb 20] [--latency-ms 50] [--workers 8]
 """
 
@@ -31,7 +31,8 @@ from src.services.operations import CloudOperationService
 from src.services.operations.files import file_digest
 from src.storage import GcsBucket, open_bucket
 from src.storage.gcs import default_client
-from src.storage.testing import StackProcess
+from tests.support.fake_gcs import unique_bucket_name
+from tests.support.gcs import FakeGcs
 
 RUN = "bench/region/field-01/tw01/lb1/2024-05-14T10-32-00"
 
@@ -49,22 +50,24 @@ class Timing:
 
 
 class Bench:
-    """One emulator with one run seeded, and both download strategies over it."""
+    """fake-gcs-server with one run seeded, and both download strategies over it."""
 
-    def __init__(self, control: Callable[..., Any], bucket: str, workdir: Path, workers: int) -> None:
-        self.control = control
-        self.bucket = bucket
+    def __init__(self, gcs: FakeGcs, workdir: Path, workers: int) -> None:
+        self.gcs = gcs
+        self.control: Callable[..., Any] = gcs.call
+        self.bucket = ""
         self.workdir = workdir
         self.workers = workers
         self.names: list[str] = []
         self.sizes: dict[str, int] = {}
 
     def seed(self, files: int, size: int) -> None:
-        """Replace the bucket's contents with files objects of size random bytes (one call each: less memory)."""
+        """Seed files objects of size random bytes into a new bucket (one call each: less memory)."""
         self.control("reset")
+        self.bucket = self.gcs.server.create_bucket(unique_bucket_name("bench"))
         self.names = [f"bag_{i:03d}.bag" for i in range(files)]
         for name in self.names:
-            self.control("seed", {f"raw/{RUN}/{name}": os.urandom(size)})
+            self.gcs.server.seed(self.bucket, {f"raw/{RUN}/{name}": os.urandom(size)})
         self.sizes = dict.fromkeys(self.names, size)
 
     @property
@@ -130,7 +133,7 @@ class Bench:
 
     def measure(self, latency_s: float, label: str, repeat: int) -> tuple[Timing, Timing]:
         """Time both strategies repeat times (interleaved) at latency_s, verify them, print and return medians."""
-        self.control("proxy.set_latency", latency_s)
+        self.control("set_latency", latency_s)
         runs: dict[str, list[Timing]] = {"seq": [], "par": []}
         for attempt in range(repeat):
             seq_dir = self.workdir / f"seq-{attempt}"
@@ -166,9 +169,6 @@ def main() -> int:
     parser.add_argument("--mb", type=float, default=20.0, help="MB per file (default 20)")
     parser.add_argument("--latency-ms", type=float, default=50.0, help="latency per request (default 50)")
     parser.add_argument("--workers", type=int, default=16, help="max_workers of the service (default 16)")
-    parser.add_argument(
-        "--single-threaded-emulator", action="store_true", help="use the emulator's stock one-request-at-a-time server"
-    )
     parser.add_argument("--small-kb", type=int, default=64, help="file size of the latency-bound check (0: skip)")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per strategy, median shown (default 3)")
     parser.add_argument("--dir", default=None, help="scratch directory (default: a temp dir; try /dev/shm)")
@@ -178,14 +178,12 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="bench-download-", dir=args.dir))
     started = time.perf_counter()
     try:
-        # The emulator serves concurrently here, as GCS does; its stock single-threaded server would make any
-        # client look serial (measured: ratio <= 2.3x with it, whatever the client does).
-        with StackProcess(indexed=True, threaded=not args.single_threaded_emulator) as remote:
+        with FakeGcs(remote=True) as remote:
             os.environ["STORAGE_EMULATOR_HOST"] = remote.url
-            bench = Bench(remote.call, remote.bucket, workdir, args.workers)
+            bench = Bench(remote, workdir, args.workers)
             print(
                 f"{args.files} files x {args.mb:g} MB, {args.latency_ms:g} ms per request, max_workers={args.workers},"
-                f" emulator in a child process, median of {args.repeat}, scratch {workdir}"
+                f" fake-gcs-server, fault proxy in a child process, median of {args.repeat}, scratch {workdir}"
             )
             bench.seed(args.files, size)
             seq, par = bench.measure(latency, "latency", args.repeat)
@@ -218,7 +216,7 @@ def main() -> int:
     if ratio < 4 and total / 1e6 / ceiling > waves * latency:
         print(
             f"note: moving the bytes is the bottleneck, not the latency: this machine serves and receives at most"
-            f" {ceiling:.0f} MB/s (emulator and client share its cores), so {total / 1e6:.0f} MB take"
+            f" {ceiling:.0f} MB/s (server, proxy and client share its cores), so {total / 1e6:.0f} MB take"
             f" >= {total / 1e6 / ceiling:.2f} s however many downloads run at once; parallelism can only hide the"
             f" {args.files} x {args.latency_ms:g} ms of round trips (see the latency-bound check for that alone)."
         )

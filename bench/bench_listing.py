@@ -1,6 +1,10 @@
-"""Time one sequential list_blobs against the parallel prefix fan-out on an emulated, slow bucket.
+"""Time one sequential list_blobs against the parallel prefix fan-out on a slow bucket.
 
-Both use the same client, fields mask and 1000 objects per page; the proxy adds latency per request.
+Both use the same client, fields mask and 1000 objects per page; the fault proxy (a child process) adds
+latency per request. Two servers: fake-gcs-server itself, seeded at start from a folder, up to
+--fake-gcs-max objects (its memory backend scans the whole bucket on every insert and listing, so
+200k objects would take hours to load and each page would cost time proportional to the bucket), and
+the listing stand-in (tests/support/listing_server.py: sorted names, GCS's paging) at every size.
 Run: .venv/bin/python bench/bench_listing.py [--objects N [N ...]] [--latency-ms 50]
 """
 
@@ -8,11 +12,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +28,9 @@ from _report import emit
 
 from src.storage import GcsBucket, ObjectInfo, open_bucket
 from src.storage.gcs import PAGE_SIZE
-from src.storage.testing import EmulatorStack, StackProcess
+from tests.support.fake_gcs import FakeGcsServer, free_port
+from tests.support.fault_proxy import ProxyProcess
+from tests.support.listing_server import ListingServer
 
 CIDS = ("cid-acme", "cid-globex")
 REGIONS = ("reg-north", "reg-south", "reg-west")
@@ -73,8 +81,8 @@ def timed(run: Callable[[], list[ObjectInfo]]) -> tuple[float, float, list[Objec
 
 
 def main() -> int:
-    """Time both listing strategies at each size, print a table per size and the headline ratio."""
-    parser = argparse.ArgumentParser(description=__doc__)
+    """Time both listing strategies at each size and server, print a table and the headline ratios."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "--objects",
         type=int,
@@ -88,94 +96,101 @@ def main() -> int:
     parser.add_argument("--min-leaves", type=int, default=16)
     parser.add_argument("--max-workers", type=int, default=32)
     parser.add_argument(
-        "--server",
-        choices=("process", "thread"),
-        default="process",
-        help="run emulator + proxy in a child process (default) or in this process, sharing its GIL",
+        "--fake-gcs-max", type=int, default=20_000, help="largest size also run on fake-gcs-server (0: never)"
     )
     args = parser.parse_args()
     sizes = sorted(set(args.objects or DEFAULT_SIZES))
+    print(
+        f"{args.latency_ms:g} ms per request, {PAGE_SIZE} per page for both strategies, "
+        f"max_depth={args.max_depth}, min_leaves={args.min_leaves}, max_workers={args.max_workers}, "
+        f"median of {args.repeat}; load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}"
+    )
+    summary = []
+    for size in sizes:
+        tree = build_tree(size)
+        servers = ["fake-gcs-server"] if size <= args.fake_gcs_max else []
+        for server in [*servers, "stand-in"]:
+            summary.append((server, *measure(server, tree, args)))
 
-    with ExitStack() as cleanup:
-        if args.server == "process":
-            remote = cleanup.enter_context(StackProcess(indexed=True))
-            url, bucket_name, control = remote.url, remote.bucket, remote.call
-        else:
-            local = cleanup.enter_context(EmulatorStack(indexed=True))
-            url, bucket_name, control = local.url, local.bucket, _caller(local)
-        os.environ["STORAGE_EMULATOR_HOST"] = url
-        bucket = open_bucket(f"gs://{bucket_name}")
-        assert isinstance(bucket, GcsBucket)
-        strategies: dict[str, Callable[[], list[ObjectInfo]]] = {
-            "sequential": lambda: list(bucket.iter_objects(parallel=False)),
-            "parallel": lambda: list(
-                bucket.iter_objects(max_depth=args.max_depth, min_leaves=args.min_leaves, max_workers=args.max_workers)
-            ),
-        }
-        print(
-            f"{args.latency_ms:g} ms per request, {PAGE_SIZE} per page for both strategies, "
-            f"max_depth={args.max_depth}, min_leaves={args.min_leaves}, "
-            f"max_workers={args.max_workers}, server in a {args.server}, median of {args.repeat}"
-        )
-        summary = [measure(size, control, bucket, strategies, args) for size in sizes]
-
-    print(f"\n{'objects':>8} {'pages':>6} {'seq (s)':>8} {'par (s)':>8} {'par reqs':>8} {'ratio':>7}")
-    for size, pages, sequential, parallel, parallel_requests in summary:
+    print(f"\n{'server':<16} {'objects':>8} {'pages':>6} {'seq (s)':>8} {'par (s)':>8} {'par reqs':>8} {'ratio':>7}")
+    for server, size, pages, sequential, parallel, parallel_requests in summary:
         ratio = sequential / parallel
-        print(f"{size:>8} {pages:>6} {sequential:>8.3f} {parallel:>8.3f} {parallel_requests:>8} {ratio:>6.1f}x")
+        print(
+            f"{server:<16} {size:>8} {pages:>6} {sequential:>8.3f} {parallel:>8.3f} {parallel_requests:>8}"
+            f" {ratio:>6.1f}x"
+        )
     print(
         "\nThe ratio grows with the number of pages: the sequential listing costs one round trip per "
         f"{PAGE_SIZE} objects,\none after another (pages x latency); the fan-out about walk depth + "
         "pages / workers round trips,\nuntil the client's CPU (decoding pages and building ObjectInfo "
-        "under one GIL, 'cpu' above) is the floor."
+        "under one GIL, 'cpu' above) is the floor.\nOn fake-gcs-server each page also costs the server a "
+        "scan of the whole bucket, and it ignores the fields mask (~5x the bytes per object)."
     )
-    for size, pages, sequential, parallel, _ in summary:
+    for server, size, pages, sequential, parallel, _ in summary:
         emit(
             "listing",
-            f"parallel fan-out vs one list_blobs, {size:,} objects ({pages} pages, {args.latency_ms:g} ms)",
+            f"parallel fan-out vs one list_blobs, {size:,} objects ({pages} pages, {args.latency_ms:g} ms), {server}",
             f"{sequential / parallel:.1f}x ({sequential:.2f} s / {parallel:.2f} s)",
             ">= 8x",
             sequential / parallel >= 8,
         )
-    size, _, sequential, parallel, _ = summary[-1]
-    print(f"ratio: {sequential / parallel:.1f}x  (at {size} objects)")
     return 0
 
 
-def measure(
-    size: int,
-    control: Callable[..., Any],
-    bucket: GcsBucket,
-    strategies: dict[str, Callable[[], list[ObjectInfo]]],
-    args: argparse.Namespace,
-) -> tuple[int, int, float, float, int]:
-    """Seed size objects, time each strategy; return (objects, pages, seq median, par median, par requests)."""
-    tree = build_tree(size)
-    control("reset")  # also clears latency and pagination, so seeding and warm-up are free
-    seed_start = time.perf_counter()
-    control("seed", tree)
-    print(f"\nseeded {len(tree)} objects in {time.perf_counter() - seed_start:.1f} s (no latency)")
-    bucket.list("", delimiter="/")  # create the client before timing anything
-    control("proxy.set_page_size", PAGE_SIZE)
-    control("proxy.set_latency", args.latency_ms / 1000)
+def serve(server: str, tree: dict[str, bytes], scratch: Path) -> AbstractContextManager[Any]:
+    """Return the started server for tree: fake-gcs-server loading it from scratch, or the stand-in."""
+    if server == "stand-in":
+        return ListingServer([(name, len(data)) for name, data in tree.items()])
+    for name, data in tree.items():
+        path = scratch / "bench" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return FakeGcsServer(data_dir=scratch)
 
+
+def measure(server: str, tree: dict[str, bytes], args: argparse.Namespace) -> tuple[int, int, float, float, int]:
+    """Serve tree, time each strategy; return (objects, pages, seq median, par median, par requests)."""
+    scratch = Path(tempfile.mkdtemp(prefix="bench-listing-"))
+    seed_start = time.perf_counter()
+    try:
+        with serve(server, tree, scratch) as upstream, ProxyProcess(upstream.url, free_port()) as proxy:
+            print(f"\n{server}: {len(tree)} objects loaded in {time.perf_counter() - seed_start:.1f} s")
+            os.environ["STORAGE_EMULATOR_HOST"] = proxy.url
+            bucket = open_bucket("gs://bench")
+            assert isinstance(bucket, GcsBucket)
+            bucket.list("", delimiter="/")  # create the client before timing anything
+            proxy.call("set_latency", args.latency_ms / 1000)
+            return _time_strategies(bucket, proxy, tree, args)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _time_strategies(
+    bucket: GcsBucket, proxy: ProxyProcess, tree: dict[str, bytes], args: argparse.Namespace
+) -> tuple[int, int, float, float, int]:
+    strategies: dict[str, Callable[[], list[ObjectInfo]]] = {
+        "sequential": lambda: list(bucket.iter_objects(parallel=False)),
+        "parallel": lambda: list(
+            bucket.iter_objects(max_depth=args.max_depth, min_leaves=args.min_leaves, max_workers=args.max_workers)
+        ),
+    }
     times: dict[str, list[float]] = {name: [] for name in strategies}
     cpu: dict[str, list[float]] = {name: [] for name in strategies}
     requests: dict[str, int] = {}
-    results: dict[str, set[ObjectInfo]] = {}
+    results: dict[str, set[str]] = {}
     for _ in range(args.repeat):
         for name, run in strategies.items():  # interleaved, so drift hits both alike
-            before = control("listing_count")
+            before = proxy.call("listing_count")
             elapsed, spent, found = timed(run)
             times[name].append(elapsed)
             cpu[name].append(spent)
-            requests[name] = control("listing_count") - before
-            if len(found) != len(set(found)):
+            requests[name] = proxy.call("listing_count") - before
+            names = [info.name for info in found]
+            if len(names) != len(set(names)):
                 raise SystemExit(f"{name} returned duplicates at {len(tree)} objects")
-            results[name] = set(found)
-    same = results["sequential"] == results["parallel"] and len(results["parallel"]) == len(tree)
+            results[name] = set(names)
+    same = results["sequential"] == results["parallel"] == set(tree)
     medians = {name: statistics.median(values) for name, values in times.items()}
-
     print(f"{'strategy':<12} {'requests':>8}  {'runs (s)':<24} {'median (s)':>10} {'cpu (s)':>8}")
     for name, values in times.items():
         runs = " ".join(f"{value:.3f}" for value in values)
@@ -185,18 +200,6 @@ def measure(
     if not same:
         raise SystemExit(f"sequential and parallel listings differ at {len(tree)} objects")
     return len(tree), requests["sequential"], medians["sequential"], medians["parallel"], requests["parallel"]
-
-
-def _caller(stack: EmulatorStack) -> Callable[..., Any]:
-    """Give an in-process stack the same call-by-dotted-name interface as StackProcess."""
-
-    def call(method: str, *args: Any) -> Any:
-        target: Any = stack
-        for part in method.split("."):
-            target = getattr(target, part)
-        return target(*args)
-
-    return call
 
 
 if __name__ == "__main__":

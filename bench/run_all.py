@@ -25,10 +25,11 @@ REPORT = ROOT / "docs" / "performance.md"
 # name, script and arguments, timeout (s), quick arguments. Sizes fit a 2-core machine in < 15 minutes in all.
 BENCHES: list[tuple[str, list[str], int, list[str]]] = [
     ("inventory", ["bench/bench_inventory.py", "--objects", "1000000"], 600, ["--objects", "200000"]),
-    ("listing", ["bench/bench_listing.py"], 600, ["--objects", "20000"]),
+    ("listing", ["bench/bench_listing.py"], 900, ["--objects", "20000"]),
     ("state overview", ["bench/bench_state_overview.py", "--runs", "5000"], 300, ["--runs", "1000"]),
     ("coverage", ["bench/bench_coverage.py"], 900, ["--objects", "200000", "--no-browser"]),
     ("download", ["bench/bench_download.py"], 600, ["--mb", "5", "--repeat", "1"]),
+    ("large download", ["bench/bench_large_download.py"], 600, ["--mib", "256", "--repeat", "1"]),
     ("extraction", ["bench/bench_extraction.py"], 900, ["--mb", "200"]),
     ("analysis", ["bench/bench_analysis.py"], 300, []),
     (

@@ -50,6 +50,13 @@ class Settings:
     extractor_timeout: int = 3600
     proxy_hops: int = 0
     inventory_refresh_on_start: bool = True
+    gcs_retry_deadline: float = 120.0
+    gcs_retry_initial: float = 1.0
+    gcs_retry_maximum: float = 60.0
+    gcs_retry_multiplier: float = 2.0
+    sliced_download_threshold_mb: int = 64
+    sliced_download_slice_mb: int = 32
+    sliced_download_workers: int = 8
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -66,6 +73,17 @@ class Settings:
     def snapshot_path(self) -> Path:
         """Return the inventory's parquet snapshot path."""
         return self.data_root / "inventory" / "snapshot.parquet"
+
+    def bucket_options(self, url: str) -> dict[str, Any]:
+        """Return the keyword arguments open_bucket needs for url (GCS: the retry deadline and backoff)."""
+        if not url.startswith("gs://"):
+            return {}
+        from src.storage.gcs import make_retry
+
+        retry = make_retry(
+            self.gcs_retry_deadline, self.gcs_retry_initial, self.gcs_retry_maximum, self.gcs_retry_multiplier
+        )
+        return {"retry": retry}
 
     def with_overrides(self, **changes: Any) -> Settings:
         """Return a copy with some fields replaced (tests use this)."""
@@ -181,6 +199,13 @@ class Settings:
             extractor_timeout=get_int("EXTRACTOR_TIMEOUT", 3600),
             proxy_hops=get_int("PROXY_HOPS", 0, minimum=0),
             inventory_refresh_on_start=get_bool("INVENTORY_REFRESH_ON_START", True),
+            gcs_retry_deadline=get_float("GCS_RETRY_DEADLINE", 120.0),
+            gcs_retry_initial=get_float("GCS_RETRY_INITIAL", 1.0),
+            gcs_retry_maximum=get_float("GCS_RETRY_MAXIMUM", 60.0),
+            gcs_retry_multiplier=get_float("GCS_RETRY_MULTIPLIER", 2.0),
+            sliced_download_threshold_mb=get_int("SLICED_DOWNLOAD_THRESHOLD_MB", 64),
+            sliced_download_slice_mb=get_int("SLICED_DOWNLOAD_SLICE_MB", 32),
+            sliced_download_workers=get_int("SLICED_DOWNLOAD_WORKERS", 8),
         )
         if problems:
             raise ConfigError(problems)

@@ -6,8 +6,9 @@ import atexit
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -24,6 +25,9 @@ from src.auth.roles import Role  # noqa: E402
 from src.auth.users import UserStore  # noqa: E402
 from src.config import Settings  # noqa: E402
 from tests.helpers import callback_body  # noqa: E402
+
+if TYPE_CHECKING:
+    from tests.support.gcs import FakeGcs, GcsTestBucket
 
 PASSWORDS = {"viewer": "viewer-pass-1", "operator": "operator-pass-1", "admin": "admin-pass-1"}
 
@@ -119,3 +123,20 @@ def post_callback(
     key, spec = find_callback(app, output, via)
     body = callback_body(key, spec, values, triggered)
     return client.post("/_dash-update-component", json=body)
+
+
+@pytest.fixture(scope="session")
+def fake_gcs() -> Iterator[FakeGcs]:
+    """Run one fake-gcs-server (in memory) behind the fault proxy for the session (per xdist worker)."""
+    from tests.support.gcs import FakeGcs
+
+    with FakeGcs() as gcs:
+        yield gcs
+
+
+@pytest.fixture
+def gcs(fake_gcs: FakeGcs, monkeypatch: pytest.MonkeyPatch) -> GcsTestBucket:
+    """Give a test an empty bucket of its own, a clean proxy and STORAGE_EMULATOR_HOST pointing at the proxy."""
+    fake_gcs.proxy.reset()
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", fake_gcs.url)
+    return fake_gcs.new_bucket()

@@ -77,3 +77,39 @@ def test_env_example_lists_every_setting():
     read = set(re.findall(r'(?:get|get_int|get_bool|get_float|choice)\("([A-Z_]+)"', source))
     documented = set(re.findall(r"^#?\s*BAGBOARD_([A-Z_]+)=", example, flags=re.M))
     assert read <= documented, f"undocumented in .env.example: {sorted(read - documented)}"
+
+
+def test_gcs_retry_and_slicing_come_from_the_settings(tmp_path):
+    from src.services.container import slice_policy
+
+    settings = Settings.from_env(
+        {
+            "BAGBOARD_DATA_ROOT": str(tmp_path),
+            "BAGBOARD_RAW_BUCKET": "gs://raw-bucket/runs",
+            "BAGBOARD_GCS_RETRY_DEADLINE": "7.5",
+            "BAGBOARD_GCS_RETRY_INITIAL": "0.25",
+            "BAGBOARD_SLICED_DOWNLOAD_THRESHOLD_MB": "128",
+            "BAGBOARD_SLICED_DOWNLOAD_WORKERS": "4",
+        }
+    )
+
+    retry = settings.bucket_options(settings.raw_bucket)["retry"]
+    assert retry.timeout == 7.5 and retry._initial == 0.25 and retry._maximum == 60 and retry._multiplier == 2
+    assert settings.bucket_options(settings.ml_bucket) == {}  # a file:// bucket takes no GCS options
+    policy = slice_policy(settings)
+    assert (policy.threshold, policy.slice_size, policy.workers) == (128 << 20, 32 << 20, 4)
+    assert policy.ranges(100 << 20) is None and len(policy.ranges(129 << 20) or []) == 5
+
+
+def test_bad_gcs_retry_and_slicing_settings_are_refused(tmp_path):
+    with pytest.raises(ConfigError) as excinfo:
+        Settings.from_env(
+            {
+                "BAGBOARD_DATA_ROOT": str(tmp_path),
+                "BAGBOARD_GCS_RETRY_DEADLINE": "-1",
+                "BAGBOARD_SLICED_DOWNLOAD_SLICE_MB": "0",
+            }
+        )
+    problems = excinfo.value.problems
+    assert any("BAGBOARD_GCS_RETRY_DEADLINE must be a positive number" in p for p in problems)
+    assert any("BAGBOARD_SLICED_DOWNLOAD_SLICE_MB must be at least 1" in p for p in problems)

@@ -10,7 +10,6 @@ from cachelib import SimpleCache
 from src.demo.seed import seed_buckets
 from src.services.inventory import CloudInventoryService
 from src.storage import open_bucket
-from src.storage.testing import EmulatorStack
 
 
 def test_demo_seed_then_inventory_commands(app, settings):
@@ -44,32 +43,31 @@ def test_demo_seed_refuses_a_bad_bucket_url(app):
 
 
 @pytest.mark.emulator
-def test_refresh_gives_the_same_inventory_from_gcs_and_a_local_bucket(tmp_path, monkeypatch):
+def test_refresh_gives_the_same_inventory_from_gcs_and_a_local_bucket(tmp_path, gcs):
     local = tmp_path / "local"
     seed_buckets(f"file://{local}/raw", f"file://{local}/ml", tmp_path / "data-local", size="tiny", seed=3)
-    with EmulatorStack() as stack:
-        monkeypatch.setenv("STORAGE_EMULATOR_HOST", stack.url)
-        raw_url, ml_url = f"gs://{stack.bucket}/raw", f"gs://{stack.bucket}/ml"
-        seed_buckets(raw_url, ml_url, tmp_path / "data-gcs", size="tiny", seed=3)
-        inventories = {
-            name: CloudInventoryService(open_bucket(raw), open_bucket(ml), tmp_path / f"{name}.parquet", SimpleCache())
-            for name, raw, ml in (
-                ("local", f"file://{local}/raw", f"file://{local}/ml"),
-                ("gcs", raw_url, ml_url),
-            )
-        }
-        for service in inventories.values():
-            service.refresh_inventory()
-        columns = ["cid", "regionid", "fieldid", "twid", "lbid", "timestamp", "raw_bags", "raw_bytes", "ml_samples"]
-        local_runs = inventories["local"].get_runs({})[columns].reset_index(drop=True)
-        gcs_runs = inventories["gcs"].get_runs({})[columns].reset_index(drop=True)
-        assert len(local_runs) == 8
-        assert local_runs.equals(gcs_runs)
-        local_info, gcs_info = (s.get_cache_info() for s in inventories.values())
-        assert local_info["objects"] == gcs_info["objects"]
-        assert local_info["kinds"] == gcs_info["kinds"]
-        coord = "/".join(local_runs.iloc[0][columns[:6]])
-        assert inventories["local"].get_raw_bags_info(coord) == inventories["gcs"].get_raw_bags_info(coord)
+    # The uploads and listings go through the fault proxy to fake-gcs-server.
+    raw_url, ml_url = f"gs://{gcs.bucket}/raw", f"gs://{gcs.bucket}/ml"
+    seed_buckets(raw_url, ml_url, tmp_path / "data-gcs", size="tiny", seed=3)
+    inventories = {
+        name: CloudInventoryService(open_bucket(raw), open_bucket(ml), tmp_path / f"{name}.parquet", SimpleCache())
+        for name, raw, ml in (
+            ("local", f"file://{local}/raw", f"file://{local}/ml"),
+            ("gcs", raw_url, ml_url),
+        )
+    }
+    for service in inventories.values():
+        service.refresh_inventory()
+    columns = ["cid", "regionid", "fieldid", "twid", "lbid", "timestamp", "raw_bags", "raw_bytes", "ml_samples"]
+    local_runs = inventories["local"].get_runs({})[columns].reset_index(drop=True)
+    gcs_runs = inventories["gcs"].get_runs({})[columns].reset_index(drop=True)
+    assert len(local_runs) == 8
+    assert local_runs.equals(gcs_runs)
+    local_info, gcs_info = (s.get_cache_info() for s in inventories.values())
+    assert local_info["objects"] == gcs_info["objects"]
+    assert local_info["kinds"] == gcs_info["kinds"]
+    coord = "/".join(local_runs.iloc[0][columns[:6]])
+    assert inventories["local"].get_raw_bags_info(coord) == inventories["gcs"].get_raw_bags_info(coord)
 
 
 def test_a_corrupt_snapshot_is_rebuilt_at_start_without_a_crash(app, settings, caplog):

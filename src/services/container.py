@@ -20,6 +20,7 @@ from src.services.inventory import CloudInventoryService
 from src.services.job_handlers import bind_handlers
 from src.services.local_state import LocalStateService
 from src.services.operations import CloudOperationService
+from src.services.operations.transfer import MIB, SlicePolicy
 from src.services.run_view import RunViewService
 from src.storage import StorageError, open_bucket
 
@@ -44,7 +45,9 @@ class ServiceContainer:
     @classmethod
     def initialize(cls, settings: Settings, shared_cache: BaseCache, *, with_runner: bool = True) -> ServiceContainer:
         """Build every service (nothing here touches the network); a Celery worker passes with_runner=False."""
-        raw_bucket, ml_bucket = open_bucket(settings.raw_bucket), open_bucket(settings.ml_bucket)
+        raw_bucket, ml_bucket = (
+            open_bucket(url, **settings.bucket_options(url)) for url in (settings.raw_bucket, settings.ml_bucket)
+        )
         inventory = CloudInventoryService(
             raw_bucket=raw_bucket,
             ml_bucket=ml_bucket,
@@ -61,7 +64,9 @@ class ServiceContainer:
             inventory=inventory,
             local_state=local_state,
             data_state=data_state,
-            operations=CloudOperationService(inventory, local_state, raw_bucket, ml_bucket, settings.data_root),
+            operations=CloudOperationService(
+                inventory, local_state, raw_bucket, ml_bucket, settings.data_root, slicing=slice_policy(settings)
+            ),
             extraction=ExtractionService(
                 local_state,
                 ExtractorSettings(
@@ -113,3 +118,12 @@ class ServiceContainer:
             "inventory_runs": info.get("runs"),
             "inventory_stale_since": info.get("stale_since"),
         }
+
+
+def slice_policy(settings: Settings) -> SlicePolicy:
+    """Return the sliced-download policy of the settings."""
+    return SlicePolicy(
+        threshold=settings.sliced_download_threshold_mb * MIB,
+        slice_size=settings.sliced_download_slice_mb * MIB,
+        workers=settings.sliced_download_workers,
+    )

@@ -115,6 +115,19 @@ class Bucket(Protocol):
         """Write the object to dest (the caller handles temp names); expected (from a listing) saves a lookup."""
         ...
 
+    def download_range(
+        self,
+        name: str,
+        dest: Path,
+        start: int,
+        end: int,
+        progress: ProgressCallback | None = None,
+        *,
+        expected: ObjectInfo | None = None,
+    ) -> None:
+        """Write bytes [start, end) of the object into the existing file dest at offset start (one slice)."""
+        ...
+
     def upload(self, src: Path, name: str, *, overwrite: bool = False) -> ObjectInfo:
         """Store src as name; unless overwrite, raise PreconditionFailed if it exists."""
         ...

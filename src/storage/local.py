@@ -173,6 +173,30 @@ class LocalBucket:
                 raise
             return _info(name, st, crc32c=crc32c_b64(checksum))
 
+    def download_range(
+        self,
+        name: str,
+        dest: Path,
+        start: int,
+        end: int,
+        progress: ProgressCallback | None = None,
+        *,
+        expected: ObjectInfo | None = None,
+    ) -> None:
+        """Write bytes [start, end) of the object into the existing file dest at offset start."""
+        del expected  # a file has one version
+        path = self._object_path(name)
+        with _os_errors(self.url), self._open_object(name, path) as fd, open(dest, "r+b") as out:
+            out.seek(start)
+            offset = start
+            while offset < end and (chunk := os.pread(fd, min(CHUNK_SIZE, end - offset), offset)):
+                out.write(chunk)
+                offset += len(chunk)
+                if progress is not None:
+                    progress(len(chunk))
+        if offset != end:
+            raise StorageError(f"{name} in {self.url} is shorter than expected: it ends at {offset}, not {end}")
+
     def upload(self, src: Path, name: str, *, overwrite: bool = False) -> ObjectInfo:
         """Store src as name atomically; unless overwrite, raise PreconditionFailed if it exists."""
         final = self._object_path(name)

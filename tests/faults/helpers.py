@@ -13,7 +13,7 @@ from google.cloud.storage.retry import DEFAULT_RETRY
 from src.auth.roles import Role
 from src.auth.users import UserStore
 from src.config import Settings
-from src.storage.testing import RecordedRequest
+from tests.support.fault_proxy import RecordedRequest
 
 # Backoff is real but short: the tests only need to see that retries happen, and when they stop.
 FAST_RETRY = DEFAULT_RETRY.with_delay(initial=0.01, maximum=0.05, multiplier=2).with_timeout(10)

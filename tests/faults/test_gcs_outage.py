@@ -1,6 +1,6 @@
 """Fault: GCS answers 503/429 for a while (retried, then fine) or for longer than the retry budget.
 
-The emulator sits behind the recording proxy, which answers the chosen requests with the injected
+fake-gcs-server sits behind the fault proxy, which answers the chosen requests with the injected
 status instead of forwarding them. What a user or operator notices:
 
 - a short burst of 503/429 is invisible: the inventory refresh and a raw download retry with
@@ -18,13 +18,11 @@ from pathlib import Path
 import pytest
 from cachelib import SimpleCache
 
-import src.services.container as container
 from src.config import Settings
 from src.services.inventory import CloudInventoryService
 from src.services.local_state import LocalStateService
 from src.services.operations import CloudOperationService
 from src.storage import Bucket, StorageUnavailable, open_bucket
-from src.storage.testing import EmulatorStack
 from tests.conftest import AuthActions, post_callback
 from tests.faults.helpers import (
     FAST_RETRY,
@@ -36,6 +34,7 @@ from tests.faults.helpers import (
     random_bytes,
 )
 from tests.helpers import wait_for
+from tests.support.gcs import GcsTestBucket
 
 pytestmark = pytest.mark.emulator
 
@@ -67,18 +66,18 @@ def ml_objects() -> dict[str, bytes]:
     return objects
 
 
-def seed(stack: EmulatorStack) -> None:
+def seed(stack: GcsTestBucket) -> None:
     """Put both trees into the emulated bucket, under raw/ and ml/ (bypassing the proxy)."""
     stack.seed({f"raw/{name}": data for name, data in raw_objects().items()})
     stack.seed({f"ml/{name}": data for name, data in ml_objects().items()})
 
 
-def buckets(stack: EmulatorStack, retry) -> tuple[Bucket, Bucket]:
+def buckets(stack: GcsTestBucket, retry) -> tuple[Bucket, Bucket]:
     """Open gs://bucket/raw and gs://bucket/ml with the given retry policy."""
     return open_bucket(f"gs://{stack.bucket}/raw", retry=retry), open_bucket(f"gs://{stack.bucket}/ml", retry=retry)
 
 
-def inventory_on(stack: EmulatorStack, tmp_path: Path, retry, shared=None) -> CloudInventoryService:
+def inventory_on(stack: GcsTestBucket, tmp_path: Path, retry, shared=None) -> CloudInventoryService:
     """Return an inventory over both emulated buckets with the given retry policy."""
     raw, ml = buckets(stack, retry)
     return CloudInventoryService(raw, ml, tmp_path / "state" / "snapshot.parquet", shared or SimpleCache())
@@ -93,7 +92,7 @@ def statuses(requests) -> list[int | None]:
 
 
 @pytest.mark.parametrize("status", [503, 429])
-def test_listing_retries_through_a_burst_and_the_refresh_succeeds(gcs: EmulatorStack, tmp_path: Path, status: int):
+def test_listing_retries_through_a_burst_and_the_refresh_succeeds(gcs: GcsTestBucket, tmp_path: Path, status: int):
     seed(gcs)
     inventory = inventory_on(gcs, tmp_path, FAST_RETRY)
     gcs.proxy.fail_next(4, status, match=is_listing)
@@ -111,7 +110,7 @@ def test_listing_retries_through_a_burst_and_the_refresh_succeeds(gcs: EmulatorS
 
 
 @pytest.mark.parametrize("status", [503, 429])
-def test_raw_download_retries_through_a_burst_and_verifies_every_file(gcs: EmulatorStack, tmp_path: Path, status: int):
+def test_raw_download_retries_through_a_burst_and_verifies_every_file(gcs: GcsTestBucket, tmp_path: Path, status: int):
     seed(gcs)
     raw, ml = buckets(gcs, FAST_RETRY)
     inventory = CloudInventoryService(raw, ml, tmp_path / "state" / "snapshot.parquet", SimpleCache())
@@ -143,7 +142,7 @@ def test_raw_download_retries_through_a_burst_and_verifies_every_file(gcs: Emula
 # -- a long outage: the refresh fails, the last good snapshot stays in service ---------------------
 
 
-def test_an_outage_beyond_the_retry_budget_keeps_the_last_good_snapshot(gcs: EmulatorStack, tmp_path: Path):
+def test_an_outage_beyond_the_retry_budget_keeps_the_last_good_snapshot(gcs: GcsTestBucket, tmp_path: Path):
     seed(gcs)
     shared = SimpleCache()
     inventory = inventory_on(gcs, tmp_path, SHORT_RETRY, shared)
@@ -179,19 +178,19 @@ def test_an_outage_beyond_the_retry_budget_keeps_the_last_good_snapshot(gcs: Emu
 
 
 @pytest.fixture
-def gcs_settings(gcs: EmulatorStack, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    """Return the test settings pointed at the emulated buckets, opened with the short retry budget."""
+def gcs_settings(gcs: GcsTestBucket, settings: Settings) -> Settings:
+    """Return the test settings pointed at the test's buckets, with a one-second retry budget (the settings')."""
+    return dataclasses.replace(
+        settings,
+        raw_bucket=f"gs://{gcs.bucket}/raw",
+        ml_bucket=f"gs://{gcs.bucket}/ml",
+        gcs_retry_deadline=1.0,
+        gcs_retry_initial=0.01,
+        gcs_retry_maximum=0.05,
+    )
 
-    def open_with_short_retry(url: str, **kwargs):
-        if url.startswith("gs://"):
-            kwargs.setdefault("retry", SHORT_RETRY)
-        return open_bucket(url, **kwargs)
 
-    monkeypatch.setattr(container, "open_bucket", open_with_short_retry)
-    return dataclasses.replace(settings, raw_bucket=f"gs://{gcs.bucket}/raw", ml_bucket=f"gs://{gcs.bucket}/ml")
-
-
-def test_the_coverage_view_shows_the_stale_banner_during_an_outage(gcs: EmulatorStack, gcs_settings: Settings):
+def test_the_coverage_view_shows_the_stale_banner_during_an_outage(gcs: GcsTestBucket, gcs_settings: Settings):
     from app import create_app
 
     seed(gcs)

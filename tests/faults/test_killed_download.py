@@ -1,5 +1,7 @@
 """Fault: the worker running a raw download is SIGKILLed mid-way (OOM killer, node loss, kill -9).
 
+Both the one-stream path (many files) and the sliced path (one large object in concurrent ranges).
+
 A child process downloads a multi-file run through the proxy (with latency, so the download takes a
 while); the test kills it once some files are published and others are still in flight. Nothing may
 carry a final name unless it is complete and verified; leftover '.part' files are never counted as
@@ -13,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,9 +25,10 @@ from src.services.inventory import CloudInventoryService
 from src.services.local_state import LocalStateService
 from src.services.operations import CloudOperationService
 from src.services.operations.files import is_part_name
+from src.services.operations.transfer import SlicePolicy
 from src.storage import open_bucket
-from src.storage.testing import EmulatorStack
 from tests.faults.helpers import FAST_RETRY, crc32c_of, file_crc32c, is_media, random_bytes
+from tests.support.gcs import GcsTestBucket
 
 pytestmark = [pytest.mark.emulator, pytest.mark.slow]
 
@@ -66,8 +70,30 @@ def local_files(run_dir: Path) -> tuple[dict[str, Path], list[Path]]:
     return finals, parts
 
 
+def start_worker(gcs: GcsTestBucket, *args: object) -> subprocess.Popen[str]:
+    """Start tests.faults.download_worker with args, talking to the test's fake-gcs-server."""
+    env = {**os.environ, "STORAGE_EMULATOR_HOST": gcs.url, "PYTHONPATH": str(REPO)}
+    command = [sys.executable, "-m", "tests.faults.download_worker", *map(str, args)]
+    return subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def kill_when(child: subprocess.Popen[str], ready: Callable[[], bool]) -> None:
+    """SIGKILL child as soon as ready() holds (failing if it finished first) and reap it."""
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and child.poll() is None and not ready():
+            time.sleep(0.002)
+        assert child.poll() is None, f"the download ended before it could be killed: {child.communicate()}"
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=10)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+
+
 def test_a_sigkilled_download_leaves_no_partial_final_file_and_a_rerun_fetches_only_the_rest(
-    gcs: EmulatorStack, tmp_path: Path
+    gcs: GcsTestBucket, tmp_path: Path
 ):
     objects = run_objects()
     gcs.seed({f"raw/{RUN}/{rel}": data for rel, data in objects.items()})
@@ -85,29 +111,18 @@ def test_a_sigkilled_download_leaves_no_partial_final_file_and_a_rerun_fetches_o
 
     gcs.proxy.reset()
     gcs.proxy.set_latency(LATENCY_S)
-    env = {**os.environ, "STORAGE_EMULATOR_HOST": gcs.url, "PYTHONPATH": str(REPO)}
-    command = [sys.executable, "-m", "tests.faults.download_worker", raw_url, ml_url, str(snapshot), str(data_root)]
-    child = subprocess.Popen(
-        [*command, RUN, "2"], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    saw_partial_part = False
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and child.poll() is None:
-            finals, parts = local_files(run_dir)
-            in_flight = any(size_of(p) > 0 for p in parts)
-            # Kill once some files are published and at least two are not: a true mid-download kill.
-            if 1 <= len(finals) <= len(objects) - 2 and (in_flight or len(finals) >= 3):
-                saw_partial_part = in_flight
-                break
-            time.sleep(0.002)
-        assert child.poll() is None, f"the download ended before it could be killed: {child.communicate()}"
-        child.send_signal(signal.SIGKILL)
-        child.wait(timeout=10)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
+    child = start_worker(gcs, raw_url, ml_url, snapshot, data_root, RUN, "2")
+    seen = {"partial": False}
+
+    def mid_download() -> bool:
+        finals, parts = local_files(run_dir)
+        in_flight = any(size_of(p) > 0 for p in parts)
+        seen["partial"] = in_flight
+        # Some files are published and at least two are not: a true mid-download kill.
+        return 1 <= len(finals) <= len(objects) - 2 and (in_flight or len(finals) >= 3)
+
+    kill_when(child, mid_download)
+    saw_partial_part = seen["partial"]
     assert child.returncode == -signal.SIGKILL
 
     finals, parts = local_files(run_dir)
@@ -158,3 +173,50 @@ def test_a_sigkilled_download_leaves_no_partial_final_file_and_a_rerun_fetches_o
         assert file_crc32c(path) == expected_crc[rel], rel
     status = local.check_raw_downloaded(RUN)
     assert status.bag_count == 9 and status.total_size == 9 * FILE_SIZE
+
+
+BIG_SIZE = 24 << 20
+SLICE = 2 << 20
+SLICE_BANDWIDTH = 2e6  # bytes per second per connection: the slices take seconds, so the kill lands mid-way
+
+
+def test_a_sigkilled_sliced_download_leaves_no_final_name_and_a_rerun_finishes(gcs: GcsTestBucket, tmp_path: Path):
+    data = random_bytes(BIG_SIZE, 7)
+    rel = "drive_big.bag"
+    gcs.seed({f"raw/{RUN}/{rel}": data})
+    raw_url, ml_url = f"gs://{gcs.bucket}/raw", f"gs://{gcs.bucket}/ml"
+    raw, ml = open_bucket(raw_url, retry=FAST_RETRY), open_bucket(ml_url, retry=FAST_RETRY)
+    snapshot = tmp_path / "state" / "snapshot.parquet"
+    inventory = CloudInventoryService(raw, ml, snapshot, SimpleCache())
+    inventory.refresh_inventory()
+    data_root = tmp_path / "data"
+    local = LocalStateService(data_root)
+    run_dir = local.raw_path(RUN)
+
+    gcs.proxy.reset()
+    gcs.proxy.set_bandwidth(SLICE_BANDWIDTH)
+    policy = [str(4 << 20), str(SLICE), "3"]  # sliced from 4 MiB on: 12 slices, 3 at a time
+    child = start_worker(gcs, raw_url, ml_url, snapshot, data_root, RUN, "1", *policy)
+    # Kill once a few slices have been asked for, some finished (a 4th request) and most not.
+    kill_when(child, lambda: len(gcs.proxy.media_requests()) >= 5)
+    assert child.returncode == -signal.SIGKILL
+
+    ranges = sorted(r.headers.get("range") or "" for r in gcs.proxy.media_requests())
+    assert all(value.startswith("bytes=") for value in ranges), "every request was one slice"
+    finals, parts = local_files(run_dir)
+    assert finals == {}, "nothing carries the final name after a kill mid-download"
+    assert len(parts) == 1 and size_of(parts[0]) == BIG_SIZE, "one .part file, sized up front, is left"
+    assert file_crc32c(parts[0]) != crc32c_of(data), "and it is incomplete"
+    assert local.check_raw_downloaded(RUN).bag_count == 0
+
+    gcs.proxy.reset()
+    ops = CloudOperationService(
+        inventory, local, raw, ml, data_root, slicing=SlicePolicy(threshold=4 << 20, slice_size=SLICE, workers=3)
+    )
+    job = ops.execute_raw_download(RUN)
+
+    assert job.files_downloaded == 1
+    finals, parts = local_files(run_dir)
+    assert parts == []
+    assert file_crc32c(finals[rel]) == crc32c_of(data)
+    assert len(gcs.proxy.media_requests()) == BIG_SIZE // SLICE

@@ -1,9 +1,9 @@
-"""Fixtures for the operation tests: a world per backend (local directories or emulated GCS) and demo data."""
+"""Fixtures for the operation tests: a world per backend (local directories or fake-gcs-server) and demo data."""
 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -11,16 +11,9 @@ import pytest
 from src.demo import generate_demo
 from src.demo.generate import DemoSummary
 from src.storage import LocalBucket, open_bucket
-from src.storage.testing import EmulatorStack
 from tests.operations.helpers import World, load_tree
 from tests.storage.helpers import FAST_RETRY
-
-
-@pytest.fixture(scope="session")
-def emulator_stack() -> Iterator[EmulatorStack]:
-    """Run one emulator and proxy for the whole session."""
-    with EmulatorStack() as stack:
-        yield stack
+from tests.support.gcs import GcsTestBucket
 
 
 def _local_world(tmp_path: Path) -> World:
@@ -47,7 +40,7 @@ def _local_world(tmp_path: Path) -> World:
     )
 
 
-def _gcs_world(tmp_path: Path, stack: EmulatorStack) -> World:
+def _gcs_world(tmp_path: Path, stack: GcsTestBucket) -> World:
     def seeder(label: str):
         def seed(objects: Mapping[str, bytes]) -> None:
             stack.seed({f"{label}/{name}": data for name, data in objects.items()})
@@ -61,24 +54,17 @@ def _gcs_world(tmp_path: Path, stack: EmulatorStack) -> World:
 
 
 @pytest.fixture(params=["local", pytest.param("gcs", marks=pytest.mark.emulator)])
-def world(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> World:
-    """Parametrise a test over directory buckets and emulated GCS buckets (a fresh, empty emulator)."""
+def world(request: pytest.FixtureRequest, tmp_path: Path) -> World:
+    """Parametrise a test over directory buckets and a fresh, empty bucket on fake-gcs-server."""
     if request.param == "local":
         return _local_world(tmp_path)
-    stack: EmulatorStack = request.getfixturevalue("emulator_stack")
-    stack.reset()
-    stack.proxy.set_enforce_preconditions(True)
-    monkeypatch.setenv("STORAGE_EMULATOR_HOST", stack.url)
-    return _gcs_world(tmp_path, stack)
+    return _gcs_world(tmp_path, request.getfixturevalue("gcs"))
 
 
 @pytest.fixture
-def gcs_world(tmp_path: Path, emulator_stack: EmulatorStack, monkeypatch: pytest.MonkeyPatch) -> World:
-    """Return a world on emulated GCS buckets only."""
-    emulator_stack.reset()
-    emulator_stack.proxy.set_enforce_preconditions(True)
-    monkeypatch.setenv("STORAGE_EMULATOR_HOST", emulator_stack.url)
-    return _gcs_world(tmp_path, emulator_stack)
+def gcs_world(tmp_path: Path, gcs: GcsTestBucket) -> World:
+    """Return a world on fake-gcs-server buckets only."""
+    return _gcs_world(tmp_path, gcs)
 
 
 @pytest.fixture

@@ -18,8 +18,10 @@ from src.models import HIERARCHY_LEVELS
 from src.services.inventory import CloudInventoryService
 from src.services.local_state import LocalStateService
 from src.services.operations import CloudOperationService
+from src.services.operations.transfer import SlicePolicy
 from src.storage import Bucket, ObjectInfo, ProgressCallback
-from src.storage.testing import EmulatorStack, RecordingProxy
+from tests.support.fault_proxy import FaultProxy
+from tests.support.gcs import GcsTestBucket
 
 RUN = "c1/r1/f1/t1/l1/2024-05-14T10-32-00"
 MIB = 1 << 20
@@ -56,7 +58,7 @@ class World:
     ml: Bucket
     seed_raw: Callable[[Mapping[str, bytes]], None]
     seed_ml: Callable[[Mapping[str, bytes]], None]
-    stack: EmulatorStack | None = None
+    stack: GcsTestBucket | None = None
     data_root: Path = field(init=False)
     inventory: CloudInventoryService = field(init=False)
     local: LocalStateService = field(init=False)
@@ -68,15 +70,15 @@ class World:
         self.local = LocalStateService(self.data_root)
 
     @property
-    def proxy(self) -> RecordingProxy:
-        """Return the emulator's recording proxy (GCS worlds only)."""
+    def proxy(self) -> FaultProxy:
+        """Return the fault proxy in front of fake-gcs-server (GCS worlds only)."""
         assert self.stack is not None, "only the gcs backend has a proxy"
         return self.stack.proxy
 
-    def ops(self, max_workers: int = 4) -> CloudOperationService:
+    def ops(self, max_workers: int = 4, slicing: SlicePolicy | None = None) -> CloudOperationService:
         """Return the service under test."""
         return CloudOperationService(
-            self.inventory, self.local, self.raw, self.ml, self.data_root, max_workers=max_workers
+            self.inventory, self.local, self.raw, self.ml, self.data_root, max_workers=max_workers, slicing=slicing
         )
 
     def refresh(self) -> None:
@@ -112,7 +114,7 @@ def _read(bucket: Bucket, name: str, tmp: Path) -> bytes:
 
 
 def load_tree(root: Path) -> dict[str, bytes]:
-    """Read a local bucket root into name -> bytes (what seeding the emulator needs)."""
+    """Read a local bucket root into name -> bytes (what seeding fake-gcs-server needs)."""
     return tree_files(root)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -222,9 +223,8 @@ def test_checksum_mismatch_twice_fails_naming_the_file(world: World) -> None:
 @pytest.mark.emulator
 def test_gcs_crc32c_failure_fails_after_one_retry(gcs_world: World) -> None:
     gcs_world.seed_raw({f"{RUN}/a.bag": b"good bytes"})
-    assert gcs_world.stack is not None
-    gcs_world.stack.corrupt_checksum(f"raw/{RUN}/a.bag")
     gcs_world.refresh()
+    gcs_world.proxy.corrupt_next(10, match=lambda r: r.is_media)  # damaged in transit, every time
 
     with pytest.raises(JobError, match=r"a\.bag"):
         gcs_world.ops().execute_raw_download(RUN)
@@ -254,12 +254,32 @@ def test_storage_errors_become_one_line_job_errors(local_world: World, error: Ex
 
 
 @pytest.mark.emulator
-def test_gcs_permission_denied_names_the_bucket(gcs_world: World) -> None:
+def test_gcs_permission_denied_is_one_line_naming_the_object_and_not_retried(gcs_world: World) -> None:
     _seed_big(gcs_world)
-    gcs_world.proxy.fail_next(100, 403, match=lambda r: "/o/" in r.path)
+    gcs_world.proxy.reset()
+    gcs_world.proxy.fail_next(100, 403, match=lambda r: r.is_media)
 
-    with pytest.raises(JobError, match=r"^permission denied on the raw bucket gs://bagboard-test/raw"):
+    with pytest.raises(JobError) as info:
         gcs_world.ops().execute_raw_download(RUN)
+
+    message = str(info.value)
+    assert re.match(rf"^permission denied on the raw bucket gs://{gcs_world.stack.bucket}/raw", message)
+    assert re.search(rf"{RUN}/bag_\d\.bag", message) and "\n" not in message
+    paths = [r.path for r in gcs_world.proxy.media_requests()]
+    assert paths and len(paths) == len(set(paths)), "a 403 is not retried"
+
+
+@pytest.mark.emulator
+def test_gcs_object_gone_since_the_listing_is_one_line_naming_it(gcs_world: World) -> None:
+    gcs_world.seed_raw({f"{RUN}/a.bag": b"listed, then deleted"})
+    gcs_world.refresh()
+    gcs_world.raw.delete(f"{RUN}/a.bag")
+    gcs_world.proxy.reset()
+
+    with pytest.raises(JobError, match=rf"^not found in the raw bucket .*{RUN}/a\.bag.*refresh the inventory"):
+        gcs_world.ops().execute_raw_download(RUN)
+
+    assert len(gcs_world.proxy.media_requests()) == 1, "a 404 is not retried"
 
 
 def test_nothing_is_written_outside_the_data_root(local_world: World, tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import google_crc32c
 from google.cloud.storage.retry import DEFAULT_RETRY
 
 from src.storage import Bucket
-from src.storage.testing import EmulatorStack
+from tests.support.gcs import GcsTestBucket
 
 # Real backoff starts at 1 s; tests only need to see that a retry happens.
 FAST_RETRY = DEFAULT_RETRY.with_delay(initial=0.01, maximum=0.05, multiplier=2).with_timeout(10)
@@ -43,9 +43,9 @@ class Backend:
     """One bucket implementation under test, with ways to open sub-prefixes and seed objects fast."""
 
     kind: str
-    open: Callable[[str], Bucket]  # '' opens the bucket root, 'a/b' opens URL .../a/b
+    open: Callable[..., Bucket]  # '' opens the bucket root, 'a/b' opens URL .../a/b; kwargs go to GCS only
     seed: Callable[[Mapping[str, bytes]], None]  # full names relative to the bucket root
-    stack: EmulatorStack | None = None
+    gcs: GcsTestBucket | None = None
 
     @property
     def bucket(self) -> Bucket:

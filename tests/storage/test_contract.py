@@ -74,11 +74,10 @@ def test_list_without_delimiter_is_recursive_and_sorted(backend: Backend) -> Non
 def test_parallel_fanout_equals_sequential(backend: Backend) -> None:
     tree = make_tree()
     backend.seed(tree)
-    if backend.stack is not None:
-        backend.stack.proxy.set_page_size(7)  # make every listing span several pages
+    bucket = backend.open("", page_size=7)  # on GCS every listing spans several pages
 
-    sequential = list(backend.bucket.iter_objects(parallel=False))
-    parallel = list(backend.bucket.iter_objects())
+    sequential = list(bucket.iter_objects(parallel=False))
+    parallel = list(bucket.iter_objects())
 
     assert len(tree) > 200
     assert len(parallel) == len(tree)  # no duplicates
@@ -103,9 +102,9 @@ def test_upload_without_overwrite_refuses_existing_object(backend: Backend, tmp_
         bucket.upload(write(tmp_path / "v2", b"version two"), "a/run.bag")
 
     assert bucket.stat("a/run.bag").crc32c == first.crc32c
-    if backend.stack is not None:
-        # The emulator itself ignores preconditions: check the client asked for one, every time.
-        uploads = backend.stack.proxy.upload_requests()
+    if backend.gcs is not None:
+        # The client asked for "must not exist" every time, and fake-gcs-server itself refused the second.
+        uploads = backend.gcs.proxy.upload_requests()
         assert [r.param("ifGenerationMatch") for r in uploads] == ["0", "0"]
         assert [r.status for r in uploads] == [200, 412]
 
@@ -119,8 +118,8 @@ def test_overwrite_replaces_object(backend: Backend, tmp_path: Path) -> None:
 
     assert (tmp_path / "out").read_bytes() == b"version two!"
     assert replaced.crc32c == crc32c_of(b"version two!") == bucket.stat("a/run.bag").crc32c
-    if backend.stack is not None:
-        assert backend.stack.proxy.upload_requests()[-1].param("ifGenerationMatch") is None
+    if backend.gcs is not None:
+        assert backend.gcs.proxy.upload_requests()[-1].param("ifGenerationMatch") is None
 
 
 def test_delete_removes_object_and_empty_prefix(backend: Backend) -> None:
@@ -190,3 +189,23 @@ def test_url_prefix_makes_names_relative(backend: Backend, tmp_path: Path) -> No
     scoped.delete("c1/new.bag")
     with pytest.raises(ObjectNotFound):
         backend.bucket.stat("some/prefix/c1/new.bag")
+
+
+def test_ranged_reads_write_slices_at_their_offsets(backend: Backend, tmp_path: Path) -> None:
+    data = os.urandom(1_000_003)
+    backend.seed({"big/run.bag": data})
+    bucket = backend.bucket
+    info = bucket.stat("big/run.bag")
+    dest = tmp_path / "assembled"
+    dest.write_bytes(b"\0" * len(data))
+    progress: list[int] = []
+
+    for start in reversed(range(0, len(data), 300_000)):  # any order, each into its own place
+        bucket.download_range(
+            "big/run.bag", dest, start, min(start + 300_000, len(data)), progress.append, expected=info
+        )
+
+    assert dest.read_bytes() == data
+    assert sum(progress) == len(data)
+    with pytest.raises(ObjectNotFound):
+        bucket.download_range("big/none.bag", dest, 0, 10)

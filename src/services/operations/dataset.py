@@ -275,7 +275,9 @@ def execute(
             make_dirs(directory, svc.data_root)
 
         def fetch(item: _Item) -> Digest:
-            digest = fetch_verified(svc.ml_bucket, "ML", item.info.name, tmp / item.action.name, item.info, progress)
+            digest = fetch_verified(
+                svc.ml_bucket, "ML", item.info.name, tmp / item.action.name, item.info, progress, svc.slicing
+            )
             progress.file_done(f"fetched {item.action.name}")
             return digest
 

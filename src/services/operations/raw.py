@@ -120,7 +120,7 @@ def execute(svc: CloudOperationService, coord: RunCoordinate, policy: str, ctx: 
                 make_dirs(directory, svc.data_root)
 
             def fetch(item: _Item) -> None:
-                fetch_verified(svc.raw_bucket, "raw", item.info.name, item.final, item.info, progress)
+                fetch_verified(svc.raw_bucket, "raw", item.info.name, item.final, item.info, progress, svc.slicing)
                 progress.file_done(f"downloaded {item.action.name}")
 
             run_parallel(todo, fetch, svc.max_workers, progress)

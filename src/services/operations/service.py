@@ -18,6 +18,7 @@ from src.services.operations.plans import (
     UploadPlan,
     UploadResult,
 )
+from src.services.operations.transfer import SlicePolicy
 from src.storage.base import Bucket
 
 DEFAULT_EXPECTED_SAMPLES_PER_BAG = 17
@@ -39,6 +40,7 @@ class CloudOperationService:
         data_root: Path,
         *,
         max_workers: int = 16,
+        slicing: SlicePolicy | None = None,
     ) -> None:
         if max_workers < 1:
             raise ValueError("max_workers must be at least 1")
@@ -48,6 +50,7 @@ class CloudOperationService:
         self.ml_bucket = ml_bucket
         self.data_root = Path(data_root)
         self.max_workers = max_workers
+        self.slicing = slicing or SlicePolicy()  # large objects come as concurrent ranged slices
 
     # -- raw download ------------------------------------------------------------------------------
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -30,12 +33,32 @@ from src.storage.base import (
 
 # Forward progress (and look for a cancel) every this many bytes: GCS hands over 8 KiB writes.
 REPORT_EVERY = 256 * 1024
+MIB = 1 << 20
 T = TypeVar("T")
 R = TypeVar("R")
 
 
 class _Aborted(Exception):
     """Unwinds a worker because a sibling failed or the job was cancelled."""
+
+
+@dataclass(frozen=True)
+class SlicePolicy:
+    """When and how to fetch one large object as concurrent ranged slices (settings BAGBOARD_SLICED_*)."""
+
+    threshold: int = 64 * MIB  # objects of at least this size are sliced
+    slice_size: int = 32 * MIB
+    workers: int = 8  # slices in flight per object
+
+    def __post_init__(self) -> None:
+        if self.threshold < 1 or self.slice_size < 1 or self.workers < 1:
+            raise ValueError("slice threshold, size and workers must be positive")
+
+    def ranges(self, size: int) -> list[tuple[int, int]] | None:
+        """Return the [start, end) slices of an object of size bytes, or None to fetch it in one stream."""
+        if size < self.threshold or size <= self.slice_size:
+            return None
+        return [(start, min(start + self.slice_size, size)) for start in range(0, size, self.slice_size)]
 
 
 class Progress:
@@ -84,20 +107,23 @@ class Progress:
             self.files_done += 1
             self._ctx.progress(files_done=self.files_done, bytes_done=self.bytes_done, message=message)
 
-    def counter(self) -> ByteCounter:
-        """Return a progress callback for one transfer attempt."""
-        return ByteCounter(self)
+    def counter(self, stop: threading.Event | None = None) -> ByteCounter:
+        """Return a progress callback for one transfer attempt (that also stops once stop is set)."""
+        return ByteCounter(self, stop)
 
 
 class ByteCounter:
     """A bucket progress callback: batches chunk sizes into Progress.add_bytes calls."""
 
-    def __init__(self, progress: Progress) -> None:
+    def __init__(self, progress: Progress, stop: threading.Event | None = None) -> None:
         self._progress = progress
+        self._stop = stop
         self._reported = 0
         self._pending = 0
 
     def __call__(self, count: int) -> None:
+        if self._stop is not None and self._stop.is_set():
+            raise _Aborted
         self._pending += count
         if self._pending >= REPORT_EVERY:
             self.flush()
@@ -116,42 +142,63 @@ class ByteCounter:
             self._progress.add_bytes(-reported)
 
 
-def run_parallel(items: Sequence[T], work: Callable[[T], R], max_workers: int, progress: Progress) -> list[R]:
-    """Run work on every item on a bounded pool; on the first failure stop the rest and re-raise it."""
+def run_parallel(
+    items: Sequence[T],
+    work: Callable[[T], R],
+    max_workers: int,
+    progress: Progress,
+    *,
+    stop: threading.Event | None = None,
+    name: str = "transfer",
+) -> list[R]:
+    """Run work on every item on a bounded pool; on the first failure stop the rest and re-raise it.
+
+    stop is what a failure sets (default: the whole job's); the slices of one file pass their own,
+    so a slice that fails stops its siblings and leaves the decision about the file to the caller.
+    """
     if not items:
         return []
+    stop = progress.stop if stop is None else stop
     results: list[R | None] = [None] * len(items)
     first: BaseException | None = None
-    with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(items))), thread_name_prefix="transfer") as pool:
-        futures: dict[Future[R], int] = {pool.submit(_run_one, work, item, progress): i for i, item in enumerate(items)}
+    aborted = False
+    with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(items))), thread_name_prefix=name) as pool:
+        futures: dict[Future[R], int] = {
+            pool.submit(_run_one, work, item, progress, stop): i for i, item in enumerate(items)
+        }
         try:
             for future in as_completed(futures):
                 try:
                     results[futures[future]] = future.result()
                 except (_Aborted, CancelledError):
+                    aborted = True
                     continue
                 except BaseException as err:
                     if first is None:
                         first = err
-                        _stop_all(futures, progress)
+                        _stop_all(futures, stop)
         except BaseException:
             # Interrupted while waiting (e.g. KeyboardInterrupt): stop the workers before leaving.
-            _stop_all(futures, progress)
+            _stop_all(futures, stop)
             raise
     if first is not None:
         raise first
+    if aborted:
+        raise _Aborted  # stopped from outside (the job's other files failed): unwind, finish nothing
     return results  # type: ignore[return-value]  # every slot is filled when nothing failed
 
 
-def _run_one(work: Callable[[T], R], item: T, progress: Progress) -> R:
-    """Look for a cancel between files, then do one item."""
+def _run_one(work: Callable[[T], R], item: T, progress: Progress, stop: threading.Event) -> R:
+    """Look for a cancel (or a failed sibling) between files or slices, then do one item."""
+    if stop.is_set():
+        raise _Aborted
     progress.check()
     return work(item)
 
 
-def _stop_all(futures: dict[Future[R], int], progress: Progress) -> None:
+def _stop_all(futures: dict[Future[R], int], stop: threading.Event) -> None:
     """Make running workers stop at their next chunk and drop those not started."""
-    progress.stop.set()
+    stop.set()
     for future in futures:
         future.cancel()
 
@@ -163,32 +210,40 @@ def fetch_verified(
     final: Path,
     expected: ObjectInfo,
     progress: Progress,
+    slicing: SlicePolicy | None = None,
 ) -> Digest:
     """Download name to final via a hidden temp file, verify its checksum and rename it into place.
 
-    A checksum mismatch (ours, or the client's own crc32c check) removes the temp file and tries
-    once more; a second mismatch fails with a JobError naming the file.
+    Objects the slicing policy calls large come as concurrent ranged slices written into the temp
+    file at their offsets. A checksum mismatch (ours, or the client's own crc32c check) removes the
+    temp file and tries once more; a second mismatch fails with a JobError naming the file.
     """
+    ranges = slicing.ranges(expected.size) if slicing is not None else None
     for attempt in (1, 2):
         tmp = temp_path(final)
-        counter = progress.counter()
+        counters: list[ByteCounter] = []
         try:
             try:
-                reported = bucket.download(name, tmp, progress=counter, expected=expected)
+                if ranges is None:
+                    counters.append(progress.counter())
+                    reported = bucket.download(name, tmp, progress=counters[0], expected=expected)
+                    counters[0].flush()
+                else:
+                    assert slicing is not None
+                    reported = _fetch_slices(bucket, name, tmp, expected, ranges, slicing.workers, progress, counters)
             except (ObjectNotFound, StoragePermissionDenied, StorageUnavailable) as err:
                 raise storage_job_error(err, label, bucket, name) from err
             except StorageError as err:
                 # GcsBucket reports a failed crc32c check of the stream as a plain StorageError.
                 if attempt == 1:
-                    counter.rewind()
+                    _rewind(counters)
                     progress.log(f"retrying {name}: {one_line(str(err))}")
                     continue
                 raise storage_job_error(err, label, bucket, name) from err
-            counter.flush()
             reference = _reference_info(bucket, name, expected, reported)
             digest = file_digest(tmp, md5=needs_md5(reference))
             if not same_content(digest, reference):
-                counter.rewind()
+                _rewind(counters)
                 detail = f"expected {reference.size} bytes with {describe_checksum(reference)}, got {digest.size} bytes"
                 if attempt == 1:
                     progress.log(f"checksum mismatch for {name} ({detail}); retrying")
@@ -204,6 +259,50 @@ def fetch_verified(
         finally:
             tmp.unlink(missing_ok=True)
     raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+
+def _fetch_slices(
+    bucket: Bucket,
+    name: str,
+    tmp: Path,
+    expected: ObjectInfo,
+    ranges: list[tuple[int, int]],
+    workers: int,
+    progress: Progress,
+    counters: list[ByteCounter],
+) -> ObjectInfo:
+    """Fetch every slice of name into tmp (sized up front) on a pool; the caller verifies the whole file."""
+    allocate(tmp, expected.size)
+    stop = threading.Event()  # one failed slice stops its siblings, not the other files
+
+    def fetch(span: tuple[int, int]) -> None:
+        counter = progress.counter(stop)
+        counters.append(counter)
+        bucket.download_range(name, tmp, span[0], span[1], counter, expected=expected)
+        counter.flush()
+
+    run_parallel(ranges, fetch, workers, progress, stop=stop, name="slice")
+    return expected
+
+
+def allocate(path: Path, size: int) -> None:
+    """Create path with size bytes reserved, so a full disk fails now rather than mid-download."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    try:
+        try:
+            os.posix_fallocate(fd, 0, size)
+        except OSError as err:
+            if err.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                raise
+            os.ftruncate(fd, size)  # a filesystem without fallocate: a sparse file will do
+    finally:
+        os.close(fd)
+
+
+def _rewind(counters: list[ByteCounter]) -> None:
+    """Take back the bytes a failed attempt reported."""
+    for counter in counters:
+        counter.rewind()
 
 
 def _reference_info(bucket: Bucket, name: str, expected: ObjectInfo, reported: ObjectInfo) -> ObjectInfo:
@@ -227,7 +326,7 @@ def storage_job_error(err: StorageError, label: str, bucket: Bucket, name: str |
     """Map a storage error to a one-line JobError naming the bucket (and object)."""
     url = getattr(bucket, "url", "?")
     detail = one_line(str(err))
-    what = f" ({name})" if name else ""
+    what = f" ({name})" if name and name not in detail else ""
     if isinstance(err, StoragePermissionDenied):
         return JobError(f"permission denied on the {label} bucket {url}{what}: {detail}")
     if isinstance(err, ObjectNotFound):
