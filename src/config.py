@@ -50,6 +50,15 @@ class Settings:
     extractor_timeout: int = 3600
     proxy_hops: int = 0
     inventory_refresh_on_start: bool = True
+    # Moments of a run (src/analytics/moments.py): what makes a latency, a jump, a burst, a fragmented track.
+    moment_per_kind: int = 10
+    moment_latency_ms: int = 0  # 0: the run's p99
+    moment_separation_s: float = 1.0
+    moment_detection_jump: int = 5
+    moment_burst_window_s: float = 1.0
+    moment_burst_tracks: int = 4
+    moment_fragment_gap_s: float = 1.0
+    moment_fragment_distance_px: float = 40.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -181,6 +190,14 @@ class Settings:
             extractor_timeout=get_int("EXTRACTOR_TIMEOUT", 3600),
             proxy_hops=get_int("PROXY_HOPS", 0, minimum=0),
             inventory_refresh_on_start=get_bool("INVENTORY_REFRESH_ON_START", True),
+            moment_per_kind=get_int("MOMENT_PER_KIND", 10),
+            moment_latency_ms=get_int("MOMENT_LATENCY_MS", 0, minimum=0),
+            moment_separation_s=get_float("MOMENT_SEPARATION_S", 1.0),
+            moment_detection_jump=get_int("MOMENT_DETECTION_JUMP", 5),
+            moment_burst_window_s=get_float("MOMENT_BURST_WINDOW_S", 1.0),
+            moment_burst_tracks=get_int("MOMENT_BURST_TRACKS", 4),
+            moment_fragment_gap_s=get_float("MOMENT_FRAGMENT_GAP_S", 1.0),
+            moment_fragment_distance_px=get_float("MOMENT_FRAGMENT_DISTANCE_PX", 40.0),
         )
         if problems:
             raise ConfigError(problems)
