@@ -27,6 +27,7 @@ class RunView:
     problem: str | None = None  # a one-line reason the analysis could not be shown
     moments: list[Moment] | None = None  # with the frame nearest each, for its thumbnail
     frames: int = 0  # frames the inspector can show (0 before extraction)
+    frames_version: str = ""  # the extraction's version: part of frame image URLs
 
     @property
     def next_action(self) -> NextAction:
@@ -55,7 +56,7 @@ class RunViewService:
         view = RunView(state=state)
         if state.extraction_status.extracted:
             view.metadata = self._metadata(coord)
-            view.frames = self._frame_count(coord)
+            view.frames, view.frames_version = self._frame_count(coord)
         if state.analyzed:
             view.analysis = self.analytics.get_cached_data(coord)
             if view.analysis is None:
@@ -64,15 +65,16 @@ class RunViewService:
                 view.moments = self._moments(coord)
         return view
 
-    def _frame_count(self, coord: RunCoordinate) -> int:
-        """Return how many frames the inspector can step through."""
+    def _frame_count(self, coord: RunCoordinate) -> tuple[int, str]:
+        """Return how many frames the inspector can step through, and the extraction's version."""
         if self.frames is None:
-            return 0
+            return 0, ""
         try:
-            return self.frames.run_frames(coord).count
+            run = self.frames.run_frames(coord)
         except FrameInputError as exc:
             log.warning("frames_unreadable", coordinate=str(coord), error=str(exc))
-            return 0
+            return 0, ""
+        return run.count, run.version
 
     def _moments(self, coord: RunCoordinate) -> list[Moment] | None:
         """Return the run's moments, each with the frame nearest it (for its thumbnail)."""
