@@ -35,6 +35,7 @@ ACTION_JOBS = {
     NextAction.ANALYZE: JobKind.ANALYZE,
 }
 HIDDEN, SHOWN = {"display": "none"}, {}
+PIXELATED_BELOW = 320  # frames narrower than this are shown with visible pixels, not blurred when enlarged
 LINKED_CHARTS = [chart for chart in CHARTS if chart.name in TIME_CHARTS]
 
 
@@ -284,6 +285,7 @@ def register_callbacks(app: Dash) -> None:
 
     @app.callback(
         Output("ra-fi-graph", "figure"),
+        Output("ra-fi-frame", "className"),
         Output("ra-fi-info", "children"),
         Output("ra-fi-slider", "max"),
         Output("ra-fi-slider", "value"),
@@ -313,7 +315,7 @@ def register_callbacks(app: Dash) -> None:
         where = frame_target(ctx.triggered_id, clicks, slider, state if same_run else None, start)
         view = get_services().frames.frame_view(coord, **where)
         if view is None:
-            return empty_figure("This run has no frames."), None, 1, 0, None, no_update
+            return empty_figure("This run has no frames."), "", None, 1, 0, None, no_update
         image = frame_url(coord, view.frame_index, view.version) if view.width else None
         chosen = [layer for layer in layers or [] if isinstance(layer, str)]
         query = parse_query(search)
@@ -321,6 +323,7 @@ def register_callbacks(app: Dash) -> None:
         new_search = build_search(filters_from_query(query), {**extra, "t": f"{view.t_s:.3f}"})
         return (
             build_inspector_figure(view, image, chosen),
+            "bb-fi-pixelated" if 0 < view.width < PIXELATED_BELOW else "",
             facts(view),
             max(view.duration_s, 0.001),
             round(view.t_s, 3),

@@ -48,13 +48,14 @@ def build_inspector_figure(view: FrameView, image_url: str | None, layers: set[s
             traces.append(_labels(shown, height))
     layout: dict[str, Any] = {
         "template": TEMPLATE,
-        "margin": {"l": 0, "r": 0, "t": 0, "b": 0},
+        "margin": {"l": 0, "r": 0, "t": 28, "b": 0},
         "height": FIGURE_HEIGHT,
-        "xaxis": {"range": [0, width], "visible": False, "constrain": "domain", "fixedrange": False},
-        # y grows upwards on the plot: pixel row r sits at height - r, and the image spans [0, height].
+        # Same scale on both axes: the frame keeps its aspect ratio, letterboxed in the plot. y grows upwards:
+        # pixel row r sits at height - r, so the image spans [0, height].
+        "xaxis": {"range": [0, width], "visible": False},
         "yaxis": {"range": [0, height], "visible": False, "scaleanchor": "x", "scaleratio": 1},
         "showlegend": bool(traces),
-        "legend": {"orientation": "h", "yanchor": "top", "y": -0.01, "x": 0, "font": {"size": 11}},
+        "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0, "xanchor": "left", "font": {"size": 11}},
         "plot_bgcolor": "#1f2328",
         "dragmode": "pan",
         "uirevision": f"{view.coordinate}:{width}x{height}",  # keep the zoom while stepping through one run
@@ -160,7 +161,8 @@ def facts(view: FrameView) -> html.Div:
     """Return the frame's facts: index, times, latencies, box counts, and why the image is missing if it is."""
 
     def row(name: str, value: str, element_id: str | None = None) -> html.Tr:
-        return html.Tr([html.Th(name, className="fw-normal text-muted pe-3"), html.Td(value, id=element_id)])
+        cell = html.Td(value, id=element_id) if element_id else html.Td(value)
+        return html.Tr([html.Th(name, className="fw-normal text-muted pe-3"), cell])
 
     def ms(value: float | None) -> str:
         return "—" if value is None else f"{value:,.1f} ms"
@@ -201,7 +203,7 @@ def moments_list(moments: list[Moment] | None, thumbnail_url: Any) -> Any:
     items = []
     for moment in moments:
         thumb = (
-            html.Img(src=thumbnail_url(moment.frame_index), className="bb-moment-thumb", alt="", loading="lazy")
+            html.Img(src=thumbnail_url(moment.frame_index), className="bb-moment-thumb", alt="")
             if moment.frame_index is not None
             else html.Div(className="bb-moment-thumb")
         )

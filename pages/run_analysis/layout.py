@@ -75,14 +75,17 @@ def inspector(t: float | None) -> html.Div:
                     ],
                     className="d-flex justify-content-between align-items-baseline flex-wrap mb-2",
                 ),
-                dcc.Graph(
-                    id="ra-fi-graph",
-                    figure=empty_figure("Loading the frame…"),
-                    config={
-                        "displaylogo": False,
-                        "scrollZoom": True,
-                        "modeBarButtonsToRemove": ["select2d", "lasso2d"],
-                    },
+                html.Div(
+                    dcc.Graph(
+                        id="ra-fi-graph",
+                        figure=empty_figure("Loading the frame…"),
+                        config={
+                            "displaylogo": False,
+                            "scrollZoom": True,
+                            "modeBarButtonsToRemove": ["select2d", "lasso2d"],
+                        },
+                    ),
+                    id="ra-fi-frame",
                 ),
                 controls,
                 layers,
