@@ -97,7 +97,10 @@ def read_header(raw: bytes, msgtype: str, is_ros1: bool) -> FrameHeader:
         except (UnidentifiedImageError, OSError, ValueError) as err:
             raise UndecodableFrame(_not_an_image(msg, data)) from err
         return FrameHeader(width, height, str(msg.format))  # type: ignore[attr-defined]
-    return FrameHeader(int(msg.width), int(msg.height), str(msg.encoding))  # type: ignore[attr-defined]
+    header = FrameHeader(int(msg.width), int(msg.height), str(msg.encoding))  # type: ignore[attr-defined]
+    # The fields must add up, or the frame is a placeholder: say so now, not only in the image.
+    check_layout(header.width, header.height, header.encoding, int(msg.step), len(msg.data))  # type: ignore[attr-defined]
+    return header
 
 
 def decode(raw: bytes, msgtype: str, is_ros1: bool) -> DecodedFrame:
@@ -120,9 +123,23 @@ def decode(raw: bytes, msgtype: str, is_ros1: bool) -> DecodedFrame:
 def decode_image(width: int, height: int, encoding: str, bigendian: bool, step: int, data: np.ndarray) -> DecodedFrame:
     """Decode a sensor_msgs/Image's fields into 8-bit gray or RGB pixels."""
     name = encoding.strip().lower()
+    row_bytes, needed = check_layout(width, height, encoding, step, data.size)
+    _pixel_bytes, channels, kind = LAYOUTS[name]
+    data = np.ascontiguousarray(data[:needed])
+    rows = np.ascontiguousarray(np.lib.stride_tricks.as_strided(data, shape=(height, row_bytes), strides=(step, 1)))
+    if name in YUV422:
+        return DecodedFrame(width, height, encoding, pixels=_yuv422(rows, uyvy=name in ("yuv422", "uyvy")))
+    dtype = np.dtype(kind).newbyteorder(">" if bigendian else "<")
+    values = rows.view(dtype).reshape(height, width, channels)
+    return DecodedFrame(width, height, encoding, pixels=_to_rgb(name, values))
+
+
+def check_layout(width: int, height: int, encoding: str, step: int, size: int) -> tuple[int, int]:
+    """Return (bytes per row, bytes needed) of an Image's fields; raise UndecodableFrame when they do not add up."""
+    name = encoding.strip().lower()
     if name not in LAYOUTS:
         raise UndecodableFrame(f"image encoding {encoding!r} is not supported")
-    pixel_bytes, channels, kind = LAYOUTS[name]
+    pixel_bytes = LAYOUTS[name][0]
     if width <= 0 or height <= 0 or width * height > MAX_PIXELS:
         raise UndecodableFrame(f"image size {width}x{height} is not a picture")
     if name in YUV422 and width % 2:
@@ -131,17 +148,11 @@ def decode_image(width: int, height: int, encoding: str, bigendian: bool, step: 
     if step < row_bytes:
         raise UndecodableFrame(f"step {step} is shorter than a row of {width} {encoding} pixels ({row_bytes} bytes)")
     needed = step * (height - 1) + row_bytes
-    if data.size < needed:
+    if size < needed:
         raise UndecodableFrame(
-            f"image data holds {data.size:,} bytes; {width}x{height} {encoding} with step {step} needs {needed:,}"
+            f"image data holds {size:,} bytes; {width}x{height} {encoding} with step {step} needs {needed:,}"
         )
-    data = np.ascontiguousarray(data[:needed])
-    rows = np.ascontiguousarray(np.lib.stride_tricks.as_strided(data, shape=(height, row_bytes), strides=(step, 1)))
-    if name in YUV422:
-        return DecodedFrame(width, height, encoding, pixels=_yuv422(rows, uyvy=name in ("yuv422", "uyvy")))
-    dtype = np.dtype(kind).newbyteorder(">" if bigendian else "<")
-    values = rows.view(dtype).reshape(height, width, channels)
-    return DecodedFrame(width, height, encoding, pixels=_to_rgb(name, values))
+    return row_bytes, needed
 
 
 def _to_rgb(name: str, values: np.ndarray) -> np.ndarray:
