@@ -2,8 +2,8 @@
 
 Kinds (thresholds in MomentSettings, from BAGBOARD_MOMENT_* settings):
 
-- ``latency``: detection latencies at or above ``latency_ms`` (0: the run's p99), the highest peaks at least
-  ``separation_s`` apart.
+- ``latency``: detection latencies at or above ``latency_ms`` (0: the run's p99) and above the median, the
+  highest peaks at least ``separation_s`` apart.
 - ``drop``: frame gaps beyond the analysis' drop factor × the median frame interval (2× by default), longest first.
 - ``detection_jump``: the number of detections changing by ``detection_jump`` or more between consecutive
   detection messages.
@@ -136,7 +136,8 @@ def _latencies(data: RunAnalysisData, settings: MomentSettings) -> list[Moment]:
     p99, median = np.percentile(latency[finite], [99, 50])
     threshold = float(settings.latency_ms or p99)
     source = f"{threshold:.0f} ms" if settings.latency_ms else f"the run's p99 {threshold:.0f} ms"
-    candidates = np.flatnonzero(finite & (latency >= threshold))
+    # Above the typical latency too: a run whose latencies are all alike has no latency moment.
+    candidates = np.flatnonzero(finite & (latency >= threshold) & (latency > median))
     picked = _spaced_peaks(t[candidates], latency[candidates], settings.separation_s, settings.per_kind)
     return [
         Moment(
@@ -211,9 +212,7 @@ def _bursts(data: RunAnalysisData, settings: MomentSettings) -> list[Moment]:
         # Events in [t, t + window) for each event t: one searchsorted over the sorted times.
         within = np.searchsorted(times, times + settings.burst_window_s, side="left") - np.arange(times.size)
         candidates = np.flatnonzero(within >= settings.burst_tracks)
-        picked = _spaced_peaks(
-            times[candidates], within[candidates], settings.burst_window_s, settings.per_kind, prefer_early=True
-        )
+        picked = _spaced_peaks(times[candidates], within[candidates], settings.burst_window_s, settings.per_kind)
         for i in picked:
             count = int(within[candidates[i]])
             moments.append(
@@ -293,13 +292,12 @@ def _fragmentation(data: RunAnalysisData, tracks: TrackPoints, settings: MomentS
     return moments
 
 
-def _spaced_peaks(
-    t: np.ndarray, value: np.ndarray, separation: float, limit: int, *, prefer_early: bool = False
-) -> list[int]:
-    """Return indices of the highest values, each at least separation from those already picked, best first."""
+def _spaced_peaks(t: np.ndarray, value: np.ndarray, separation: float, limit: int) -> list[int]:
+    """Return indices of the highest values (the earliest of equals), each at least separation from those already
+    picked, best first."""
     if not t.size or limit <= 0:
         return []
-    order = np.lexsort((t if prefer_early else -t, -value.astype(np.float64)))
+    order = np.lexsort((t, -value.astype(np.float64)))
     picked: list[int] = []
     times: list[float] = []
     for index in order.tolist():
