@@ -161,6 +161,18 @@ def topic_table(metadata: dict[str, Any] | None) -> Any:
     )
 
 
+def prefetch(coord: RunCoordinate, view: Any) -> list[html.Img]:
+    """Return hidden images of the frames before and after: the browser fetches (and keeps) them meanwhile, so
+    a step shows its image at once."""
+    if not view.width:
+        return []
+    frame_index = get_services().frames.run_frames(coord).frame_index
+    neighbours = [p for p in (view.position + 1, view.position - 1) if 0 <= p < view.count]
+    return [
+        html.Img(src=frame_url(coord, int(frame_index[p]), view.version), style=HIDDEN, alt="") for p in neighbours
+    ]
+
+
 def frame_target(
     trigger: Any, clicks: tuple[Any, ...], slider: Any, state: dict[str, Any] | None, start: Any
 ) -> dict[str, Any]:
@@ -324,7 +336,7 @@ def register_callbacks(app: Dash) -> None:
         return (
             build_inspector_figure(view, image, chosen),
             "bb-fi-pixelated" if 0 < view.width < PIXELATED_BELOW else "",
-            facts(view),
+            [facts(view), *prefetch(coord, view)],
             max(view.duration_s, 0.001),
             round(view.t_s, 3),
             {"run": run["run"], "position": view.position, "t": view.t_s},

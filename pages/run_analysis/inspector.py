@@ -21,6 +21,7 @@ LAYERS = (("detections", "Detections"), ("tracks", "Tracks"), ("labels", "Labels
 DETECTION_COLOUR = "#f8fafc"
 TRACK_COLOURS = [*PALETTE, "#0891b2", "#c026d3", "#ea580c", "#16a34a"]
 FIGURE_HEIGHT = 460
+FONT = {"family": "Inter, Segoe UI, system-ui, sans-serif", "color": "#2b2723", "size": 12}
 
 
 def track_colour(track_id: str) -> str:
@@ -47,7 +48,9 @@ def build_inspector_figure(view: FrameView, image_url: str | None, layers: set[s
         if shown:
             traces.append(_labels(shown, height))
     layout: dict[str, Any] = {
-        "template": TEMPLATE,
+        # No template: the figure is redrawn at every step, and a template is most of its bytes and drawing work.
+        "font": FONT,
+        "paper_bgcolor": "#ffffff",
         "margin": {"l": 0, "r": 0, "t": 28, "b": 0},
         "height": FIGURE_HEIGHT,
         # Same scale on both axes: the frame keeps its aspect ratio, letterboxed in the plot. y grows upwards:

@@ -21,20 +21,25 @@ PLACEHOLDER_SIZE = (640, 480)
 
 @dataclass(frozen=True)
 class EncodedImage:
-    """Bytes for an <img>: the image and its MIME type."""
+    """Bytes for an <img>: the image and its MIME type (and the JPEG quality that fitted the budget)."""
 
     data: bytes
     mimetype: str
+    quality: int | None = None
 
 
-def encode_frame(frame: DecodedFrame, max_bytes: int = MAX_BYTES) -> EncodedImage:
-    """Return the frame as the browser gets it: passed through when it is a small JPEG/PNG/WebP, else encoded."""
+def encode_frame(frame: DecodedFrame, max_bytes: int = MAX_BYTES, first_quality: int | None = None) -> EncodedImage:
+    """Return the frame as the browser gets it: passed through when it is a small JPEG/PNG/WebP, else encoded.
+
+    first_quality skips the JPEG qualities above it: a camera's frames are alike, so the quality that fitted the
+    last frame of a run almost always fits the next, and one encode is enough.
+    """
     if frame.passthrough is not None and frame.mimetype and len(frame.passthrough) <= max_bytes:
         return EncodedImage(frame.passthrough, frame.mimetype)
-    return encode_image(_image(frame), max_bytes)
+    return encode_image(_image(frame), max_bytes, first_quality)
 
 
-def encode_image(image: Image.Image, max_bytes: int = MAX_BYTES) -> EncodedImage:
+def encode_image(image: Image.Image, max_bytes: int = MAX_BYTES, first_quality: int | None = None) -> EncodedImage:
     """Encode a Pillow image: PNG when tiny, else the best JPEG quality within max_bytes."""
     if image.width * image.height <= LOSSLESS_PIXELS:
         out = BytesIO()
@@ -44,15 +49,15 @@ def encode_image(image: Image.Image, max_bytes: int = MAX_BYTES) -> EncodedImage
     if image.mode not in ("L", "RGB"):
         image = image.convert("RGB")
     data = b""
-    for quality in JPEG_QUALITIES:
+    qualities = [q for q in JPEG_QUALITIES if first_quality is None or q <= first_quality] or [JPEG_QUALITIES[-1]]
+    for quality in qualities:
         out = BytesIO()
         image.save(out, format="JPEG", quality=quality)
         data = out.getvalue()
         if len(data) <= max_bytes:
-            break
-    if len(data) > max_bytes:  # pure noise at a huge size: halve it until it fits
-        return encode_image(image.resize((max(1, image.width // 2), max(1, image.height // 2))), max_bytes)
-    return EncodedImage(data, "image/jpeg")
+            return EncodedImage(data, "image/jpeg", quality)
+    # Pure noise at a huge size: halve it until it fits.
+    return encode_image(image.resize((max(1, image.width // 2), max(1, image.height // 2))), max_bytes)
 
 
 def thumbnail(frame: DecodedFrame, size: tuple[int, int] = THUMB_SIZE) -> EncodedImage:

@@ -167,6 +167,7 @@ class RunFrames:
     detections: _Boxes
     tracks: _Boxes
     tolerance_ns: int  # how far a detection's stamp may be from its frame's: half the median frame interval
+    jpeg_quality: int | None = None  # the quality the run's last full frame fitted the byte budget with
 
     @property
     def count(self) -> int:
@@ -275,7 +276,14 @@ class FrameService:
         if size == "thumb":
             return self._thumbnail(run, frame_index), run.version
         key = (coord, run.version, frame_index)
-        return self._images.get_or_make(key, lambda: self._encode(run, frame_index, encode_frame)), run.version
+        return self._images.get_or_make(key, lambda: self._encode_full(run, frame_index)), run.version
+
+    def _encode_full(self, run: RunFrames, frame_index: int) -> EncodedImage:
+        """Encode a full frame, starting at the JPEG quality that fitted the run's last one."""
+        image = self._encode(run, frame_index, lambda frame: encode_frame(frame, first_quality=run.jpeg_quality))
+        if image.quality is not None:
+            run.jpeg_quality = image.quality
+        return image
 
     def _thumbnail(self, run: RunFrames, frame_index: int) -> EncodedImage:
         """Return the cached thumbnail, making and storing it (atomically) when missing."""
