@@ -25,17 +25,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _report import emit
-from bench_extraction import DET_TOPIC, HEIGHT, IMAGE_TOPIC, TRACK_TOPIC, WIDTH, _Messages
-from rosbags import rosbag1, rosbag2
+from bench_extraction import DET_TOPIC, HEIGHT, IMAGE_TOPIC, TRACK_TOPIC, WIDTH
+from bench_extraction import write_bag as write_extraction_bag
 from rosbags.highlevel import AnyReader
-from rosbags.rosbag2.enums import CompressionFormat, CompressionMode, StoragePlugin
 
 from src.extraction import extract_run
 from src.extraction.seek import read_message
 from src.imaging.decode import decode
 from src.imaging.encode import MAX_BYTES, encode_frame
 from src.models import RunCoordinate
-from src.rosmsgs import ros1_vision_typestore, vision_typestore
 from src.services.frames import FrameService
 from src.services.local_state import LocalStateService
 
@@ -51,29 +49,12 @@ TOPICS = {
 
 
 def write_bag(path: Path, fmt: str, target_bytes: int) -> int:
-    """Write the extraction bench's messages (MCAP with zstd chunks, or ROS1) up to target_bytes; return frames."""
-    ros1 = fmt == "ros1"
-    store = ros1_vision_typestore() if ros1 else vision_typestore()
-    messages = _Messages(store, ros1)
-    frames = max(1, round(target_bytes / (WIDTH * HEIGHT * 3 + 64)))
-    if not ros1:
-        # zstd finds the shifted copies of the noise between neighbouring frames and halves the file:
-        # twice the frames make a bag of about the size asked for.
-        frames *= ZSTD_SAVING
-    if ros1:
-        writer1 = rosbag1.Writer(path)
-        with writer1:
-            conns = {t: writer1.add_connection(t, mt, typestore=store) for t, mt in TOPICS.items()}
-            for topic, log_ns, data in messages.stream(frames):
-                writer1.write(conns[topic], log_ns, data)
-        return frames
-    writer2 = rosbag2.Writer(path, version=9, storage_plugin=StoragePlugin.MCAP)
-    writer2.set_compression(CompressionMode.STORAGE, CompressionFormat.ZSTD)
-    with writer2:
-        conns = {t: writer2.add_connection(t, mt, typestore=store) for t, mt in TOPICS.items()}
-        for topic, log_ns, data in messages.stream(frames):
-            writer2.write(conns[topic], log_ns, data)
-    return frames
+    """Write the extraction bench's messages, as an MCAP with zstd chunks or a ROS1 bag; return the frames."""
+    if fmt == "ros1":
+        return write_extraction_bag(path, fmt, target_bytes)
+    # zstd finds the shifted copies of the noise between neighbouring frames and halves the file:
+    # twice the frames make a bag of about the size asked for.
+    return write_extraction_bag(path, fmt, target_bytes * ZSTD_SAVING, zstd=True)
 
 
 def warm(root: Path) -> None:
