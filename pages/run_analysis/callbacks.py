@@ -168,9 +168,7 @@ def prefetch(coord: RunCoordinate, view: Any) -> list[html.Img]:
         return []
     frame_index = get_services().frames.run_frames(coord).frame_index
     neighbours = [p for p in (view.position + 1, view.position - 1) if 0 <= p < view.count]
-    return [
-        html.Img(src=frame_url(coord, int(frame_index[p]), view.version), style=HIDDEN, alt="") for p in neighbours
-    ]
+    return [html.Img(src=frame_url(coord, int(frame_index[p]), view.version), style=HIDDEN, alt="") for p in neighbours]
 
 
 def frame_target(
