@@ -18,6 +18,7 @@ from src.config import Settings
 from src.core.cache import init_cache
 from src.core.errors import register_error_handlers
 from src.core.extensions import get_services
+from src.core.frames import bp as frames_blueprint
 from src.core.health import bp as health_blueprint
 from src.core.logging import configure_logging, get_logger, register_request_context
 from src.layout import register_router, serve_shell
@@ -58,6 +59,7 @@ def create_server(settings: Settings) -> Flask:
     register_request_context(server)  # first, so every later hook logs with the request id
     init_auth(server, settings, shared_cache)
     server.register_blueprint(health_blueprint)
+    server.register_blueprint(frames_blueprint)
     services = ServiceContainer.initialize(settings, shared_cache)
     services.warm_up()
     server.extensions["bagboard.services"] = services

@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 from _report import emit
 from rosbags import rosbag1, rosbag2
 from rosbags.highlevel import AnyReader
-from rosbags.rosbag2.enums import StoragePlugin
+from rosbags.rosbag2.enums import CompressionFormat, CompressionMode, StoragePlugin
 from rosbags.typesys.store import Typestore
 
 from src.demo.bags import MessageCodec
@@ -174,8 +174,11 @@ def ensure_bag(run: Path, fmt: str, mb: int) -> tuple[Path, int, bool]:
     return bag, frames, False
 
 
-def write_bag(bag: Path, fmt: str, target_bytes: int) -> int:
-    """Write images, detections and tracks until the bag reaches target_bytes; return the frame count."""
+def write_bag(bag: Path, fmt: str, target_bytes: int, *, zstd: bool = False) -> int:
+    """Write images, detections and tracks until the bag reaches target_bytes; return the frame count.
+
+    zstd: an MCAP with zstd-compressed chunks (target_bytes then counts the frames before compression).
+    """
     ros1 = fmt == "ros1"
     store = ros1_vision_typestore() if ros1 else vision_typestore()
     messages = _Messages(store, ros1)
@@ -194,6 +197,8 @@ def write_bag(bag: Path, fmt: str, target_bytes: int) -> int:
                 writer1.write(conns[topic], log_ns, data)
     else:
         writer2 = rosbag2.Writer(bag, version=9, storage_plugin=StoragePlugin.MCAP)
+        if zstd:
+            writer2.set_compression(CompressionMode.STORAGE, CompressionFormat.ZSTD)
         with writer2:
             conns = {t: writer2.add_connection(t, mt, typestore=store) for t, mt in topics.items()}
             for topic, log_ns, data in messages.stream(frames):

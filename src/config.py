@@ -57,6 +57,15 @@ class Settings:
     sliced_download_threshold_mb: int = 64
     sliced_download_slice_mb: int = 32
     sliced_download_workers: int = 8
+    # Moments of a run (src/analytics/moments.py): what makes a latency, a jump, a burst, a fragmented track.
+    moment_per_kind: int = 10
+    moment_latency_ms: int = 0  # 0: the run's p99
+    moment_separation_s: float = 1.0
+    moment_detection_jump: int = 5
+    moment_burst_window_s: float = 1.0
+    moment_burst_tracks: int = 4
+    moment_fragment_gap_s: float = 1.0
+    moment_fragment_distance_px: float = 40.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -206,6 +215,14 @@ class Settings:
             sliced_download_threshold_mb=get_int("SLICED_DOWNLOAD_THRESHOLD_MB", 64),
             sliced_download_slice_mb=get_int("SLICED_DOWNLOAD_SLICE_MB", 32),
             sliced_download_workers=get_int("SLICED_DOWNLOAD_WORKERS", 8),
+            moment_per_kind=get_int("MOMENT_PER_KIND", 10),
+            moment_latency_ms=get_int("MOMENT_LATENCY_MS", 0, minimum=0),
+            moment_separation_s=get_float("MOMENT_SEPARATION_S", 1.0),
+            moment_detection_jump=get_int("MOMENT_DETECTION_JUMP", 5),
+            moment_burst_window_s=get_float("MOMENT_BURST_WINDOW_S", 1.0),
+            moment_burst_tracks=get_int("MOMENT_BURST_TRACKS", 4),
+            moment_fragment_gap_s=get_float("MOMENT_FRAGMENT_GAP_S", 1.0),
+            moment_fragment_distance_px=get_float("MOMENT_FRAGMENT_DISTANCE_PX", 40.0),
         )
         if problems:
             raise ConfigError(problems)

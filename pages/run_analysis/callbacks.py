@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import dash_bootstrap_components as dbc
-from dash import Dash, Input, Output, State, html, no_update
+from dash import ALL, ClientsideFunction, Dash, Input, Output, State, ctx, html, no_update
 from dash.exceptions import PreventUpdate
 
 from pages.run_analysis.charts import CHARTS
+from pages.run_analysis.inspector import build_inspector_figure, empty_figure, facts, moments_list
 from pages.run_analysis.layout import KPIS, VIEW_KEY
+from src.analytics.figures import TIME_CHARTS, time_of_click
 from src.auth import Role, current_actor, require_role
 from src.components.cards import empty_state
 from src.components.filter_bar import build_search, filter_url_id, filters_from_query, parse_query
 from src.core.extensions import get_services
+from src.core.frames import frame_url
 from src.jobs.base import Job, JobKind
 from src.models import FILTER_LEVELS, DataStatus, NextAction, ProcessingStatus, RunCoordinate
 from src.services.run_view import RunView
@@ -31,6 +35,8 @@ ACTION_JOBS = {
     NextAction.ANALYZE: JobKind.ANALYZE,
 }
 HIDDEN, SHOWN = {"display": "none"}, {}
+PIXELATED_BELOW = 320  # frames narrower than this are shown with visible pixels, not blurred when enlarged
+LINKED_CHARTS = [chart for chart in CHARTS if chart.name in TIME_CHARTS]
 
 
 def coordinate_from(search: str | None) -> RunCoordinate | None:
@@ -155,6 +161,52 @@ def topic_table(metadata: dict[str, Any] | None) -> Any:
     )
 
 
+def prefetch(coord: RunCoordinate, view: Any) -> list[html.Img]:
+    """Return hidden images of the frames before and after: the browser fetches (and keeps) them meanwhile, so
+    a step shows its image at once."""
+    if not view.width:
+        return []
+    frame_index = get_services().frames.run_frames(coord).frame_index
+    neighbours = [p for p in (view.position + 1, view.position - 1) if 0 <= p < view.count]
+    return [html.Img(src=frame_url(coord, int(frame_index[p]), view.version), style=HIDDEN, alt="") for p in neighbours]
+
+
+def frame_target(
+    trigger: Any, clicks: tuple[Any, ...], slider: Any, state: dict[str, Any] | None, start: Any
+) -> dict[str, Any]:
+    """Return frame_view's keyword arguments for what the user did: a chart click, a moment, a step, the slider."""
+    position = state.get("position") if state else None
+    position = position if isinstance(position, int) else None
+    if isinstance(trigger, dict) and trigger.get("type") == "ra-moment":
+        return {"t_s": _seconds(trigger.get("t"))}
+    for chart, click in zip(LINKED_CHARTS, clicks, strict=True):
+        if trigger == chart.element_id:
+            t = time_of_click(chart.name, click)
+            if t is None:
+                raise PreventUpdate  # a click on the latency histogram, not on a moment of the run
+            return {"t_s": t}
+    if trigger in ("ra-fi-prev", "ra-fi-next") and position is not None:
+        return {"position": position + (1 if trigger == "ra-fi-next" else -1)}
+    if trigger == "ra-fi-slider":
+        if state and isinstance(slider, int | float) and abs(float(slider) - float(state.get("t") or 0)) < 5e-4:
+            raise PreventUpdate  # the slider following a step, not the user moving it
+        return {"t_s": _seconds(slider)}
+    if position is not None:  # the layers changed, or the same run was shown again
+        return {"position": position}
+    first = start.get("t") if isinstance(start, dict) else None  # a shared link's ?t=
+    return {"t_s": _seconds(first) if first is not None else 0.0}
+
+
+def _seconds(value: Any) -> float:
+    """Return value as finite seconds; raise ValueError (a 400) for anything else."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError("time must be a number of seconds")
+    seconds = float(value)
+    if not math.isfinite(seconds):
+        raise ValueError("time must be a finite number of seconds")
+    return seconds
+
+
 def active_job(coord: RunCoordinate) -> Job | None:
     """Return the newest job for this run (any user's), so a reload shows its progress."""
     target = coord.to_path_str()
@@ -183,6 +235,8 @@ def register_callbacks(app: Dash) -> None:
         if chosen not in options:
             chosen = None  # a different lbid was picked: its runs have other timestamps
         extra = {k: v for k, v in query.items() if k not in (*FILTER_LEVELS, "timestamp")}
+        if chosen != query.get("timestamp"):
+            extra.pop("t", None)  # a frame time of another run means nothing here
         new_search = build_search(filters, {**extra, "timestamp": chosen} if chosen else extra)
         return options, chosen, new_search if new_search != (search or "") else no_update
 
@@ -195,17 +249,21 @@ def register_callbacks(app: Dash) -> None:
         Output("ra-topics", "children"),
         Output("ra-job", "data"),
         Output("ra-tick", "disabled"),
+        Output("ra-inspector", "style"),
+        Output("ra-fi-run", "data"),
+        Output("ra-moments", "children"),
         Input(url, "search"),
         Input("ra-refresh", "data"),
+        State("ra-fi-run", "data"),
     )
-    def show_run(search: str | None, _refresh: Any) -> tuple:
+    def show_run(search: str | None, _refresh: Any, shown: Any) -> tuple:
         coord = coordinate_from(search)
         blank = (["—"] * len(KPIS), [{}] * len(CHARTS), [HIDDEN] * len(CHARTS))
         if coord is None:
             message = empty_state(
                 "Choose a run.", "Pick all five filter levels and a timestamp, or open one from the coverage view."
             )
-            return None, *blank[0], message, *blank[1], *blank[2], None, None, True
+            return None, *blank[0], message, *blank[1], *blank[2], None, None, True, HIDDEN, None, None
         view = get_services().run_view.get_run_view(coord)
         job = active_job(coord)
         actor = current_actor()
@@ -219,6 +277,7 @@ def register_callbacks(app: Dash) -> None:
                 "No analysis yet.", "Move the run along the pipeline above; charts appear when it is analysed."
             )
         running = job is not None and job.is_active
+        inspect = {"run": coord.to_path_str(), "frames": view.frames, "version": view.frames_version}
         return (
             stepper(view, job, may_operate),
             *kpi_values(view),
@@ -228,7 +287,66 @@ def register_callbacks(app: Dash) -> None:
             topic_table(view.metadata),
             job.id if running else None,
             not running,
+            SHOWN if view.frames else HIDDEN,
+            # The same run and frames again (a job tick re-rendering the page): leave the inspector where it is.
+            no_update if inspect == shown else inspect,
+            moments_list(view.moments, lambda index: frame_url(coord, index, view.frames_version, "thumb")),
         )
+
+    @app.callback(
+        Output("ra-fi-graph", "figure"),
+        Output("ra-fi-frame", "className"),
+        Output("ra-fi-info", "children"),
+        Output("ra-fi-slider", "max"),
+        Output("ra-fi-slider", "value"),
+        Output("ra-fi-state", "data"),
+        Output("ra-fi-url", "data"),
+        Input("ra-fi-run", "data"),
+        *[Input(chart.element_id, "clickData") for chart in LINKED_CHARTS],
+        Input({"type": "ra-moment", "t": ALL}, "n_clicks"),
+        Input("ra-fi-prev", "n_clicks"),
+        Input("ra-fi-next", "n_clicks"),
+        Input("ra-fi-slider", "value"),
+        Input("ra-fi-layers", "value"),
+        State("ra-fi-state", "data"),
+        State("ra-fi-start", "data"),
+        State(url, "search"),
+        prevent_initial_call=True,
+    )
+    def inspect_frame(run: Any, *args: Any) -> tuple:
+        clicks = args[: len(LINKED_CHARTS)]
+        _moments, _prev, _next, slider, layers, state, start, search = args[len(LINKED_CHARTS) :]
+        if not isinstance(run, dict) or not run.get("frames"):
+            raise PreventUpdate
+        coord = RunCoordinate.from_path(run.get("run"))  # a forged value raises ValueError: 400
+        if coord != coordinate_from(search):
+            raise PreventUpdate  # the page moved on to another run; its own update follows
+        same_run = isinstance(state, dict) and state.get("run") == run["run"]
+        where = frame_target(ctx.triggered_id, clicks, slider, state if same_run else None, start)
+        view = get_services().frames.frame_view(coord, **where)
+        if view is None:
+            return empty_figure("This run has no frames."), "", None, 1, 0, None, no_update
+        image = frame_url(coord, view.frame_index, view.version) if view.width else None
+        chosen = [layer for layer in layers or [] if isinstance(layer, str)]
+        query = parse_query(search)
+        extra = {key: value for key, value in query.items() if key not in FILTER_LEVELS}
+        new_search = build_search(filters_from_query(query), {**extra, "t": f"{view.t_s:.3f}"})
+        return (
+            build_inspector_figure(view, image, chosen),
+            "bb-fi-pixelated" if 0 < view.width < PIXELATED_BELOW else "",
+            [facts(view), *prefetch(coord, view)],
+            max(view.duration_s, 0.001),
+            round(view.t_s, 3),
+            {"run": run["run"], "position": view.position, "t": view.t_s},
+            new_search,
+        )
+
+    app.clientside_callback(
+        ClientsideFunction(namespace="bagboard", function_name="replaceSearch"),
+        Output("ra-fi-url-done", "data"),
+        Input("ra-fi-url", "data"),
+        prevent_initial_call=True,
+    )
 
     @app.callback(
         Output("ra-job", "data", allow_duplicate=True),

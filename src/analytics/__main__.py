@@ -14,8 +14,12 @@ from typing import Any
 
 from src.analytics.loading import AnalysisInputError, load_extracted
 from src.analytics.metrics import compute_metrics
+from src.analytics.moment_store import moment_settings
+from src.analytics.moments import find_moments, load_track_points
+from src.config import ConfigError, Settings
 
 EXIT_BAD_INPUT = 2
+MOMENTS_SHOWN = 10
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -27,6 +31,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--drop-factor", type=float, default=2.0, metavar="F", help="drop: gap > F × median")
     args = parser.parse_args(argv)
     try:
+        thresholds = moment_settings(Settings.from_env())  # the BAGBOARD_MOMENT_* settings, as the app reads them
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
         extracted = load_extracted(args.directory)
         data = compute_metrics(
             extracted.frames_df,
@@ -35,10 +44,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             rolling_window_s=args.rolling_window,
             drop_factor=args.drop_factor,
         )
+        moments = find_moments(data, load_track_points(args.directory), thresholds)
     except (AnalysisInputError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    summary = {"directory": str(args.directory), **data.summary()}
+    summary = {
+        "directory": str(args.directory),
+        **data.summary(),
+        "moment_settings": thresholds.to_dict(),
+        "moments": [moment.to_dict() for moment in moments],
+    }
     print(json.dumps(summary, indent=2) if args.json else format_table(summary))
     return 0
 
@@ -69,9 +84,21 @@ def format_table(summary: dict[str, Any]) -> str:
         ("avg track lifetime (s)", _num(summary["avg_track_lifetime"], 2)),
         ("classes", classes),
         *(("warning", warning) for warning in summary["warnings"]),
+        ("moments", _count_shown(len(summary["moments"]))),
+        *(
+            (f"  {moment['t_s']:9.2f} s", f"{moment['kind']}: {moment['reason']}")
+            for moment in summary["moments"][:MOMENTS_SHOWN]
+        ),
     ]
     width = max(len(label) for label, _ in rows)
     return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)
+
+
+def _count_shown(count: int) -> str:
+    """Return how many moments there are and how many are listed."""
+    if not count:
+        return "—"
+    return f"{count:,}" + (f", the best {MOMENTS_SHOWN} below" if count > MOMENTS_SHOWN else ", below")
 
 
 def _num(value: float | None, digits: int) -> str:

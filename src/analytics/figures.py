@@ -237,6 +237,26 @@ def draw_drops(figure: go.Figure, data: RunAnalysisData) -> go.Figure:
     )
 
 
+# Charts whose x axis is the run's time, and the first trace drawn against it (the latency histogram's bars,
+# trace 0, count messages on their x axis): a click on any later trace is a moment of the run.
+TIME_CHARTS: dict[str, int] = {"fps": 0, "activity": 0, "latency": 1, "drops": 0}
+
+
+def time_of_click(chart: str, click: object) -> float | None:
+    """Return the run time (s since the first frame) of a click on a TIME_CHARTS chart, or None."""
+    first_trace = TIME_CHARTS.get(chart)
+    points = click.get("points") if isinstance(click, dict) else None
+    if first_trace is None or not isinstance(points, list):
+        return None
+    for point in points:
+        if not isinstance(point, dict) or not isinstance(point.get("curveNumber"), int):
+            continue
+        x = point.get("x")
+        if point["curveNumber"] >= first_trace and isinstance(x, int | float) and math.isfinite(x):
+            return float(x)
+    return None
+
+
 DRAWERS = {
     "fps": draw_fps,
     "activity": draw_activity,

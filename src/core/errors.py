@@ -41,6 +41,8 @@ def _well_formed(body: Any, callback_map: dict[str, Any]) -> bool:
     if not isinstance(body, dict) or not isinstance(body.get("output"), str) or body["output"] not in callback_map:
         return False
     spec = callback_map[body["output"]]
+    if "callback" not in spec:  # a clientside callback: the browser runs it, the server has nothing to run
+        return False
     for field in ("inputs", "state"):
         items = body.get(field, [])
         if not isinstance(items, list) or len(items) != len(spec[field]) or not all(map(_is_spec, items)):

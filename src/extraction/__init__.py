@@ -9,6 +9,7 @@ from src.extraction.errors import ExtractionCancelled, ExtractionError
 from src.extraction.extract import (
     CONTRACT_VERSION,
     EXTRACTOR_VERSION,
+    OPTIONAL_OUTPUT_FILES,
     OUTPUT_FILES,
     ExtractionSummary,
     ProgressCallback,
@@ -19,6 +20,7 @@ from src.extraction.stamps import read_header_stamp
 __all__ = [
     "CONTRACT_VERSION",
     "EXTRACTOR_VERSION",
+    "OPTIONAL_OUTPUT_FILES",
     "OUTPUT_FILES",
     "ExtractionCancelled",
     "ExtractionError",

@@ -17,6 +17,14 @@ from rosbags.highlevel import AnyReader
 from src.extraction.checksums import Checksums
 from src.extraction.detections import Box, Parser, fast_parser, read_boxes
 from src.extraction.errors import ExtractionCancelled, ExtractionError
+from src.extraction.frame_index import (
+    FRAME_INDEX_FILE,
+    FRAME_INDEX_SCHEMA,
+    FRAME_INDEX_VERSION,
+    NO_POSITION,
+    by_log_time,
+    message_positions,
+)
 from src.extraction.reader import (
     DETECTIONS,
     FRAMES,
@@ -52,7 +60,7 @@ from src.extraction.writer import (
 )
 
 EXTRACTOR_NAME = "bagboard-extractor"
-EXTRACTOR_VERSION = "1.0.0"
+EXTRACTOR_VERSION = "1.1.0"
 CONTRACT_VERSION = 1
 OUTPUT_FILES: tuple[str, ...] = (
     "frames.csv",
@@ -62,6 +70,8 @@ OUTPUT_FILES: tuple[str, ...] = (
     "tracking.json",
     "metadata.json",
 )
+# Written by bagboard's extractor beside the contract files; a team's extractor may leave them out.
+OPTIONAL_OUTPUT_FILES: tuple[str, ...] = (FRAME_INDEX_FILE,)
 CHECK_EVERY = 32  # messages between cancel checks: ~30 MB of 640x480 rgb8 frames, a few ms of work
 PROGRESS_INTERVAL_S = 0.5
 
@@ -302,6 +312,8 @@ class _RunWriter:
         self.warnings: list[str] = []
         self.stamp_range: list[int] = []  # [min, max] header stamp of the frames
         self.frames = CsvStream(out / "frames.csv", FRAMES_SCHEMA)
+        self.positions = CsvStream(out / FRAME_INDEX_FILE, FRAME_INDEX_SCHEMA)
+        self.seekable = 0  # frames of frame_index.csv with a position in their bag
         self.outputs = {role: _PerceptionOutput(out, role, choices[role]) for role in (DETECTIONS, TRACKING)}
         self.roles = {choice.topic: role for role, choice in choices.items() if choice.topic}
         self.types = {choice.topic: choice.msgtype for choice in choices.values() if choice.topic}
@@ -313,7 +325,7 @@ class _RunWriter:
         with info.open() as reader, bag_errors(source):
             conns = [c for c in reader.connections if self.types.get(c.topic) == c.msgtype]
             if conns:
-                self._read(reader, conns, source.name, source.is_ros1, counts)
+                self._read(reader, conns, source, counts)
         if counts.stamps_backwards:
             self.warnings.append(f"{source.name}: {counts.stamps_backwards} frame stamps earlier than the frame before")
         if counts.zero_stamps:
@@ -325,10 +337,15 @@ class _RunWriter:
                 f"{source.name}: {counts.parse_fallbacks} Detection2DArray messages needed full deserialisation"
             )
 
-    def _read(self, reader: AnyReader, conns: list[Any], bag: str, is_ros1: bool, counts: _BagCounts) -> None:
+    def _read(self, reader: AnyReader, conns: list[Any], source: BagSource, counts: _BagCounts) -> None:
         """Run the message loop of one bag; kept lean because it runs once per message."""
+        bag, is_ros1, storage = source.name, source.is_ros1, source.storage
         roles = self.roles
         frames = self.frames.pending
+        index_rows = self.positions.pending
+        # Each frame's position in the bag, from the reader's own index (the same order it reads them in).
+        positions = by_log_time(message_positions(reader, [c for c in conns if roles[c.topic] == FRAMES]))
+        seekable = 0
         perception = self.outputs
         ticker = self.ticker
         parsers: dict[str, Parser | None] = {
@@ -358,6 +375,10 @@ class _RunWriter:
                     counts.zero_stamps += 1
                 previous = stamp
                 frames.append((bag, conn.topic, stamp, log_ns, self.frame_index))
+                queue = positions.get(log_ns)
+                chunk_pos, chunk_offset, row_id = queue.popleft() if queue else NO_POSITION
+                seekable += queue is not None and (chunk_pos is not None or row_id is not None)
+                index_rows.append((self.frame_index, bag, storage, log_ns, stamp, chunk_pos, chunk_offset, row_id))
                 self.frame_index += 1
                 counts.frames += 1
             else:
@@ -372,19 +393,24 @@ class _RunWriter:
                 if len(frames) >= CHUNK_ROWS:
                     self.frames.flush()
                     frames = self.frames.pending
+                    self.positions.flush()
+                    index_rows = self.positions.pending
                 ticker.tick(self.frame_index)
         if counts.frames:
             self.stamp_range = [low, high]
+        self.seekable += seekable
 
     def close(self) -> None:
         """Finish every output file but metadata.json."""
         self.frames.close()
+        self.positions.close()
         for output in self.outputs.values():
             output.close()
 
     def abort(self) -> None:
         """Close every output file after a failure."""
         self.frames.abort()
+        self.positions.abort()
         for output in self.outputs.values():
             output.abort()
 
@@ -482,8 +508,10 @@ def _metadata(
             "tracks": trk.objects,
             "track_ids": len(trk.track_ids),
         },
+        "frame_index": {"version": FRAME_INDEX_VERSION, "file": FRAME_INDEX_FILE, "seekable": run.seekable},
         "outputs": {
             "frames.csv": {"rows": run.frames.rows},
+            FRAME_INDEX_FILE: {"rows": run.positions.rows},
             "detections.csv": {"rows": det.csv.rows},
             "tracking.csv": {"rows": trk.csv.rows},
             "detections.json": {"messages": det.messages},

@@ -11,6 +11,7 @@ from src.models.coordinate import (
     validate_part,
 )
 from src.models.coverage import CoverageBreakdown, CoverageReport, CoverageStatistics, TemporalData
+from src.models.frames import MOMENT_KINDS, FrameBox, FrameView, Moment
 from src.models.jobs import DownloadJob, ExtractionJob
 from src.models.state import (
     EXPECTED_EXTRACTION_FILES,
@@ -28,6 +29,7 @@ __all__ = [
     "FILTER_LEVELS",
     "HIERARCHY_LEVELS",
     "MAX_PART_LENGTH",
+    "MOMENT_KINDS",
     "NO_CLOUD_BAGS",
     "AnalysisMetrics",
     "AnalysisPlots",
@@ -40,7 +42,10 @@ __all__ = [
     "ExtractedData",
     "ExtractionJob",
     "ExtractionStatus",
+    "FrameBox",
+    "FrameView",
     "LocalRawStatus",
+    "Moment",
     "NextAction",
     "ProcessingStatus",
     "RunAnalysis",

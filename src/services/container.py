@@ -9,6 +9,7 @@ from typing import Any
 from cachelib import BaseCache
 
 from src.analytics import AnalyticsService
+from src.analytics.moment_store import MomentsService, moment_settings
 from src.config import Settings
 from src.core.logging import get_logger
 from src.jobs.registry import open_registry
@@ -16,6 +17,7 @@ from src.jobs.runner import JobRunner
 from src.jobs.worker import heartbeat_settings
 from src.services.data_state import DataStateService
 from src.services.extraction import ExtractionService, ExtractorSettings
+from src.services.frames import FrameService
 from src.services.inventory import CloudInventoryService
 from src.services.job_handlers import bind_handlers
 from src.services.local_state import LocalStateService
@@ -40,6 +42,8 @@ class ServiceContainer:
     extraction: ExtractionService
     analytics: AnalyticsService
     run_view: RunViewService
+    frames: FrameService
+    moments: MomentsService
     jobs: JobRunner | None = None
 
     @classmethod
@@ -58,6 +62,8 @@ class ServiceContainer:
         local_state = LocalStateService(settings.data_root)
         data_state = DataStateService(inventory, local_state, settings.expected_samples_per_bag)
         analytics = AnalyticsService(local_state)
+        frames = FrameService(local_state)
+        moments = MomentsService(analytics, moment_settings(settings))
         services = cls(
             settings=settings,
             shared_cache=shared_cache,
@@ -78,7 +84,9 @@ class ServiceContainer:
                 ),
             ),
             analytics=analytics,
-            run_view=RunViewService(data_state, analytics),
+            run_view=RunViewService(data_state, analytics, frames, moments),
+            frames=frames,
+            moments=moments,
         )
         if with_runner:
             redis_url = settings.cache_redis_url if settings.cache_type == "RedisCache" else None

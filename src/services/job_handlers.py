@@ -55,11 +55,13 @@ def bind_handlers(target: Any, services: ServiceContainer) -> None:
         coord = RunCoordinate.from_path(coordinate)
         if not services.analytics.check_analysis_possible(coord):
             raise JobError(f"{coordinate} is not extracted yet: extract it first")
-        ctx.progress(files_done=0, files_total=1, message="computing metrics")
+        ctx.progress(files_done=0, files_total=2, message="computing metrics")
         analysis = services.analytics.analyze_run(coord, force_refresh=True, with_plots=False)
         if analysis.error_message:
             raise JobError(analysis.error_message)
-        ctx.progress(files_done=1, files_total=1, message="done")
+        ctx.progress(files_done=1, files_total=2, message="finding moments")
+        services.moments.get_moments(coord, refresh=True)
+        ctx.progress(files_done=2, files_total=2, message="done")
         return analysis.metrics.to_summary() if analysis.metrics else {}
 
     target.register_handler(JobKind.DOWNLOAD, download)

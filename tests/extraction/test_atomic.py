@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from src.extraction import OUTPUT_FILES, ExtractionCancelled, ExtractionError, extract_run
+from src.extraction import OPTIONAL_OUTPUT_FILES, OUTPUT_FILES, ExtractionCancelled, ExtractionError, extract_run
 from src.extraction import __main__ as cli
 from src.extraction import extract as extract_module
 from src.extraction import writer as writer_module
@@ -69,7 +69,7 @@ def test_success_replaces_the_previous_output(demo: Demo, tmp_path: Path) -> Non
     _previous_output(out)
     (out / "stale-extra.csv").write_text("from an older extractor")
     extract_run(run.path, out)
-    assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUT_FILES)
+    assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUT_FILES + OPTIONAL_OUTPUT_FILES)
     assert json.loads((out / "metadata.json").read_text())["counts"]["frames"] > 0
     assert _siblings(out) == []
     mask = os.umask(0)
@@ -174,6 +174,7 @@ def test_chunk_rows_is_a_bound(monkeypatch: pytest.MonkeyPatch, demo: Demo, tmp_
     monkeypatch.setattr(writer_module.CsvStream, "flush", counting)
     extract_run(demo.run(splits=2).path, tmp_path / "out")
     outputs = json.loads((tmp_path / "out" / "metadata.json").read_text())["outputs"]
-    assert sum(batches) == sum(outputs[f"{name}.csv"]["rows"] for name in ("frames", "detections", "tracking"))
+    names = ("frames", "detections", "tracking", "frame_index")
+    assert sum(batches) == sum(outputs[f"{name}.csv"]["rows"] for name in names)
     # Frames are checked every CHECK_EVERY messages, so a batch may overshoot by that much.
     assert max(batches) <= 16 + extract_module.CHECK_EVERY

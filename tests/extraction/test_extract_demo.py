@@ -14,7 +14,7 @@ import pytest
 
 from src.demo.bags import DETECTIONS_TOPIC, FRAME_SIZE, IMAGE_TOPICS, TRACKS_TOPIC
 from src.demo.sim import simulate
-from src.extraction import CONTRACT_VERSION, OUTPUT_FILES, ExtractionSummary, extract_run
+from src.extraction import CONTRACT_VERSION, OPTIONAL_OUTPUT_FILES, OUTPUT_FILES, ExtractionSummary, extract_run
 from src.extraction import reader as reader_module
 from src.extraction import writer as writer_module
 from src.models.state import EXPECTED_EXTRACTION_FILES
@@ -46,7 +46,7 @@ def extracted(demo: Demo, tmp_path_factory: pytest.TempPathFactory) -> dict[Path
 def test_outputs_are_the_contract_files(extracted: dict) -> None:
     assert set(OUTPUT_FILES) == set(EXPECTED_EXTRACTION_FILES)
     for out in extracted:
-        assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUT_FILES)
+        assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUT_FILES + OPTIONAL_OUTPUT_FILES)
         with (out / "frames.csv").open() as fh:
             assert next(csv.reader(fh)) == FRAMES_COLUMNS
         with (out / "detections.csv").open() as fh:
