@@ -64,6 +64,7 @@ def test_a_viewer_gets_the_frame_cached_by_extraction_version(client, auth, run,
         (COORD.to_path_str(), "-1", {}, 400),
         (COORD.to_path_str(), "1e3", {}, 400),
         (COORD.to_path_str(), "9" * 30, {}, 400),
+        (COORD.to_path_str(), "²", {}, 400),  # a digit to str.isdigit(), not to int()
         (COORD.to_path_str(), 0, {"size": "../x"}, 400),
         (COORD.to_path_str(), 99, {}, 404),
         ("acme/north/field-01/tw01/lb1/other-run", 0, {}, 404),

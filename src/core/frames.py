@@ -45,7 +45,7 @@ def frame_image() -> Response:
     except ValueError as exc:
         return _plain(400, f"bad run: {exc}")
     raw_frame = request.args.get("frame", "")
-    if not raw_frame.isdigit() or int(raw_frame) > MAX_FRAME:
+    if not (raw_frame.isascii() and raw_frame.isdigit()) or int(raw_frame) > MAX_FRAME:  # "²".isdigit() is True
         return _plain(400, "frame must be a whole number of at most 2^40")
     size = request.args.get("size", "full")
     if size not in SIZES:
