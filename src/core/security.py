@@ -89,7 +89,18 @@ def register_request_limits(server: Flask, settings: Settings) -> None:
     @server.before_request
     def refuse_large_bodies() -> None:
         limit = request.max_content_length
-        if limit is not None and request.content_length is not None and request.content_length > limit:
+        if limit is None:
+            return
+        too_large = request.content_length is not None and request.content_length > limit
+        if (
+            request.content_length is None
+            and request.method in ("POST", "PUT", "PATCH")
+            and request.environ.get("wsgi.input_terminated")
+        ):
+            # A chunked body has no length to check: werkzeug stops reading at the limit and would hand the
+            # truncated body on (a 400 at best), so read it here (it is cached for the view) and measure it.
+            too_large = len(request.get_data(cache=True)) >= limit
+        if too_large:
             abort(413, description=f"Request body too large: the limit is {describe_bytes(limit)}.")
 
 
