@@ -75,8 +75,10 @@ def register_security_headers(server: Flask, settings: Settings, script_hashes: 
             if response.status_code == 200 and not response.is_streamed and not response.get_etag()[0]:
                 response.add_etag()
                 response.make_conditional(request)  # If-None-Match on the same bundle: 304, no body
+        elif response.status_code in (200, 304) and "Cache-Control" in headers:
+            pass  # a view that chose its own caching (frame images: private, keyed by extraction version)
         else:
-            # Pages, callbacks, frames, login and errors: never kept by a browser or a proxy.
+            # Pages, callbacks, login and errors: never kept by a browser or a proxy.
             headers["Cache-Control"] = "no-store"
             headers["Pragma"] = "no-cache"
         return response
