@@ -91,7 +91,9 @@ def sign_in(base: str) -> str:
 
 
 def get(base: str, path: str, cookie: str) -> requests.Response:
-    return requests.get(base + path, headers={"Cookie": f"bagboard_session={cookie}"}, allow_redirects=False, timeout=10)
+    return requests.get(
+        base + path, headers={"Cookie": f"bagboard_session={cookie}"}, allow_redirects=False, timeout=10
+    )
 
 
 def test_a_cookie_captured_before_logout_is_refused_by_every_worker(server):
