@@ -21,6 +21,7 @@ from src.core.extensions import get_services
 from src.core.frames import bp as frames_blueprint
 from src.core.health import bp as health_blueprint
 from src.core.logging import configure_logging, get_logger, register_request_context
+from src.core.security import register_request_limits, register_security_headers
 from src.layout import register_router, serve_shell
 from src.services.container import ServiceContainer
 
@@ -47,6 +48,8 @@ def create_app(settings: Settings | None = None) -> dash.Dash:
     app.layout = lambda: serve_shell(VIEWS, settings.url_base_pathname)
     register_views(app, VIEWS)
     register_error_handlers(server, app.callback_map, settings.url_base_pathname)
+    # After every callback is registered: the CSP carries the hashes of Dash's inline scripts.
+    register_security_headers(server, settings, app.csp_hashes)
     warn_about_settings(settings)
     return app
 
@@ -58,6 +61,7 @@ def create_server(settings: Settings) -> Flask:
     shared_cache = init_cache(server, settings)
     register_request_context(server)  # first, so every later hook logs with the request id
     init_auth(server, settings, shared_cache)
+    register_request_limits(server, settings)  # after auth: the login form sets its own smaller limit
     server.register_blueprint(health_blueprint)
     server.register_blueprint(frames_blueprint)
     services = ServiceContainer.initialize(settings, shared_cache)
@@ -81,7 +85,8 @@ def register_config(server: Flask, settings: Settings) -> None:
         REMEMBER_COOKIE_HTTPONLY=True,
         REMEMBER_COOKIE_SAMESITE="Lax",
         REMEMBER_COOKIE_SECURE=settings.is_production,
-        PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
+        # The cookie's own expiry; the server ends a session sooner (idle timeout, sign-out, revocation).
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=settings.session_lifetime_hours),
         TESTING=settings.env == "test",
     )
 

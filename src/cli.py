@@ -26,6 +26,11 @@ def _store() -> UserStore:
     return current_app.extensions["bagboard.users"]
 
 
+def _revoke(name: str) -> None:
+    """End every session of the user on every worker and host sharing the cache."""
+    current_app.extensions["bagboard.sessions"].revoke_all(name)
+
+
 def _read_password() -> str:
     """Prompt twice on a terminal; read one line from stdin otherwise (for scripts)."""
     if sys.stdin.isatty():
@@ -68,7 +73,8 @@ def remove_user(name: str) -> None:
         _store().remove(name)
     except (ValueError, UserStoreError) as exc:
         _fail(str(exc))
-    click.echo(f"removed {name}")
+    _revoke(name)
+    click.echo(f"removed {name}; their sessions are ended")
 
 
 @users_cli.command("set-role")
@@ -80,7 +86,34 @@ def set_role(name: str, role: str) -> None:
         _store().set_role(name, Role(role))
     except (ValueError, UserStoreError) as exc:
         _fail(str(exc))
-    click.echo(f"{name} is now {role}")
+    _revoke(name)
+    click.echo(f"{name} is now {role}; their sessions are ended")
+
+
+@users_cli.command("set-password")
+@click.argument("name")
+def set_password(name: str) -> None:
+    """Change a user's password (read from stdin) and end their sessions."""
+    try:
+        _store().set_password(name, _read_password())
+    except (ValueError, UserStoreError) as exc:
+        _fail(str(exc))
+    _revoke(name)
+    click.echo(f"password of {name} changed; their sessions are ended")
+
+
+@users_cli.command("revoke")
+@click.argument("name")
+def revoke_sessions(name: str) -> None:
+    """End every session of a user now, on every worker and host ("sign out everywhere")."""
+    try:
+        known = _store().get(name) is not None
+    except UserStoreError as exc:
+        _fail(str(exc))
+    if not known:
+        _fail(f"no user named {name!r}")
+    _revoke(name)
+    click.echo(f"every session of {name} is ended")
 
 
 def ensure_demo_user(store: UserStore, env: str) -> bool:

@@ -49,6 +49,11 @@ class Settings:
     extractor_cpus: float = 1.0
     extractor_timeout: int = 3600
     proxy_hops: int = 0
+    # Sessions (src/auth/sessions.py): signed out after this long without a request, and this long after sign-in.
+    session_idle_hours: float = 8.0
+    session_lifetime_hours: float = 12.0
+    # Largest request body (callbacks; the login form has its own small limit), in MiB.
+    max_request_mb: int = 8
     inventory_refresh_on_start: bool = True
     gcs_retry_deadline: float = 120.0
     gcs_retry_initial: float = 1.0
@@ -207,6 +212,9 @@ class Settings:
             extractor_cpus=get_float("EXTRACTOR_CPUS", 1.0),
             extractor_timeout=get_int("EXTRACTOR_TIMEOUT", 3600),
             proxy_hops=get_int("PROXY_HOPS", 0, minimum=0),
+            session_idle_hours=get_float("SESSION_IDLE_HOURS", 8.0),
+            session_lifetime_hours=get_float("SESSION_LIFETIME_HOURS", 12.0),
+            max_request_mb=get_int("MAX_REQUEST_MB", 8),
             inventory_refresh_on_start=get_bool("INVENTORY_REFRESH_ON_START", True),
             gcs_retry_deadline=get_float("GCS_RETRY_DEADLINE", 120.0),
             gcs_retry_initial=get_float("GCS_RETRY_INITIAL", 1.0),

@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from cachelib import SimpleCache
 
 from src.auth.roles import Role
-from src.auth.throttle import LoginThrottle
 from src.auth.users import UserStore, UserStoreError
 from src.auth.views import safe_next
 
@@ -68,12 +66,12 @@ def test_session_cookie_is_httponly_and_lax(client, auth):
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
 
 
-def test_fifth_failure_locks_the_user_name_with_429(client, auth):
+def test_fifth_failure_locks_the_user_name_from_that_address_with_429(client, auth):
     for _ in range(5):
         assert auth.login("viewer", "nope-nope").status_code == 401
     response = auth.login("viewer")  # even the right password is refused while locked
     assert response.status_code == 429
-    assert int(response.headers["Retry-After"]) > 14 * 60
+    assert 0 < int(response.headers["Retry-After"]) <= 61
     assert b"Too many failed sign-ins" in response.data
 
 
@@ -86,30 +84,6 @@ def test_throttle_holds_across_app_instances_sharing_the_cache(settings):
     for _ in range(5):
         AuthActions(first.server.test_client()).login("admin", "bad-password")
     assert AuthActions(second.server.test_client()).login("admin").status_code == 429
-
-
-def test_throttle_counts_per_address_and_expires():
-    now = [1000.0]
-    throttle = LoginThrottle(SimpleCache(), clock=lambda: now[0])
-    for i in range(5):
-        keys = LoginThrottle.keys(f"user{i}", "10.0.0.9")
-        assert throttle.retry_after(keys) == 0
-        throttle.record_failure(keys)
-    assert throttle.retry_after(LoginThrottle.keys("someone-else", "10.0.0.9")) > 0
-    assert throttle.retry_after(LoginThrottle.keys("someone-else", "10.0.0.10")) == 0
-    now[0] += 15 * 60 + 1
-    assert throttle.retry_after(LoginThrottle.keys("someone-else", "10.0.0.9")) == 0
-
-
-def test_failures_outside_the_window_do_not_count():
-    now = [0.0]
-    throttle = LoginThrottle(SimpleCache(), clock=lambda: now[0])
-    keys = LoginThrottle.keys("ann", "1.2.3.4")
-    for _ in range(4):
-        throttle.record_failure(keys)
-    now[0] += 16 * 60
-    throttle.record_failure(keys)
-    assert throttle.retry_after(keys) == 0
 
 
 def test_user_store_keeps_hashes_not_passwords(tmp_path):
@@ -160,12 +134,15 @@ def test_users_cli_add_list_set_role_remove(app, settings):
     assert UserStore(settings.users_file).get("ann") is None
 
 
-def test_role_changes_apply_to_open_sessions(app, client, auth, settings):
+def test_role_changes_end_open_sessions(app, client, auth, settings):
     from tests.test_security import start_download
 
     auth.login("operator")
     assert start_download(client, app).status_code == 200
     UserStore(settings.users_file).set_role("operator", Role.VIEWER)
+    # The old session's next operator callback is refused: sign in again (and then it is a viewer's 403).
+    assert start_download(client, app).status_code == 401
+    auth.login("operator")
     assert start_download(client, app).status_code == 403
 
 

@@ -18,6 +18,7 @@ from src.components.plain import plain
 from src.components.render_cache import RenderCache
 from src.core.extensions import get_services
 from src.core.logging import get_logger
+from src.csv_safe import to_safe_csv
 from src.formatting import format_age
 from src.jobs.base import JobKind
 from src.models import FILTER_LEVELS, CoverageReport, ProcessingStatus, RunCoordinate
@@ -323,7 +324,8 @@ def register_callbacks(app: Dash) -> None:
         frame.insert(0, "coordinate", stats.under_labeled_coordinates)
         frame["expected_samples"] = frame["raw_bags"] * expected_value
         name = "under-labelled-" + ("-".join(filters.values()) or "all") + ".csv"
-        return dcc.send_data_frame(frame.to_csv, name, index=False)
+        # Run names come from the buckets: a cell like "=HYPERLINK(...)" must stay text in a spreadsheet.
+        return dcc.send_string(to_safe_csv(frame), name, type="text/csv")
 
     @app.callback(
         Output("cov-refresh-status", "children"),

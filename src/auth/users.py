@@ -166,6 +166,19 @@ class UserStore:
         self._write(users)
         return users[name]
 
+    def set_password(self, name: str, password: str) -> User:
+        """Change a user's password (their open sessions end: the hash is part of each session's fingerprint)."""
+        if len(password) < MIN_PASSWORD_LENGTH:
+            raise ValueError(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
+        users = self.all()
+        if name not in users:
+            raise ValueError(f"no user named {name!r}")
+        old = users[name]
+        new_hash = generate_password_hash(password, method="scrypt")
+        users[name] = User(old.name, old.role, new_hash, old.demo, old.created_at)
+        self._write(users)
+        return users[name]
+
     def _write(self, users: dict[str, User]) -> None:
         """Write atomically with owner-only permissions: hashes are still secrets."""
         payload = {

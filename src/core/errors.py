@@ -6,11 +6,13 @@ from typing import Any
 
 from dash.exceptions import CallbackException
 from flask import Flask, Response, g, jsonify, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from src.core.logging import get_logger
 
 log = get_logger("bagboard.errors")
+# A callback body nests a few levels (outputs, wildcard ids, grid rows); far deeper is an attack on the parser.
+MAX_JSON_DEPTH = 32
 
 
 def _wants_json(url_base: str) -> bool:
@@ -34,6 +36,30 @@ def _is_spec(item: Any) -> bool:
     """Tell whether item is one {id, property} entry, or a list of them (a wildcard's matches)."""
     entries = item if isinstance(item, list) else [item]
     return all(isinstance(e, dict) and _is_id(e.get("id")) and isinstance(e.get("property"), str) for e in entries)
+
+
+def nesting_depth(value: Any, limit: int = MAX_JSON_DEPTH) -> int:
+    """Return how deeply lists and dicts nest in value, stopping once past limit (iterative: no recursion)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            item = item.values()
+        elif not isinstance(item, list):
+            continue
+        deepest = max(deepest, depth)
+        if deepest > limit:
+            return deepest
+        stack.extend((child, depth + 1) for child in item if isinstance(child, dict | list))
+    return deepest
+
+
+def _callback_body() -> Any:
+    """Parse the callback request body, or None when it is not JSON or nests too deeply to parse."""
+    try:
+        return request.get_json(silent=True)
+    except RecursionError:  # the parser itself gives up on very deep nesting
+        return None
 
 
 def _well_formed(body: Any, callback_map: dict[str, Any]) -> bool:
@@ -64,7 +90,10 @@ def register_error_handlers(server: Flask, callback_map: dict[str, Any], url_bas
     def validate_callback_request() -> Response | None:
         if request.path != update_path or request.method != "POST":
             return None
-        body = request.get_json(silent=True)
+        body = _callback_body()
+        if nesting_depth(body) > MAX_JSON_DEPTH:
+            log.warning("callback_request_too_deep", path=request.path)
+            return _json_error(400, f"callback request nests deeper than {MAX_JSON_DEPTH} levels")
         if not _well_formed(body, callback_map):
             log.warning("bad_callback_request", path=request.path)
             return _json_error(400, "malformed callback request")
@@ -82,6 +111,9 @@ def register_error_handlers(server: Flask, callback_map: dict[str, Any], url_bas
     def handle_http_error(error: HTTPException) -> Response | HTTPException:
         if _wants_json(url_base):
             return _json_error(error.code or 500, error.description or error.name)
+        if isinstance(error, RequestEntityTooLarge):
+            log.warning("request_too_large", path=request.path, length=request.content_length)
+            return Response((error.description or error.name) + "\n", status=413, mimetype="text/plain")
         return error
 
     @server.errorhandler(ValueError)
