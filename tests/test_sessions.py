@@ -55,12 +55,16 @@ def test_a_cookie_captured_before_logout_gets_401_after_it(app, client, auth):
     assert client.get("/_dash-layout").status_code == 401
 
 
-def test_logout_ends_only_that_session(app, auth):
-    other = AuthActions(app.server.test_client())
-    other.login("viewer")
+def test_logout_ends_every_session_of_that_user_only(app, auth):
+    laptop, colleague = AuthActions(app.server.test_client()), AuthActions(app.server.test_client())
+    laptop.login("viewer")
+    colleague.login("operator")
     auth.login("viewer")
     auth.logout()
-    assert other.client.get("/_dash-layout").status_code == 200
+    assert laptop.client.get("/_dash-layout").status_code == 401
+    assert colleague.client.get("/_dash-layout").status_code == 200
+    assert laptop.login("viewer").status_code == 302  # signing in again works at once
+    assert laptop.client.get("/_dash-layout").status_code == 200
 
 
 def test_sign_out_everywhere_ends_every_session_of_the_user_only(app, client, auth):
@@ -84,10 +88,19 @@ def test_sign_out_everywhere_refuses_a_cross_site_request(client, auth):
     assert client.get("/_dash-layout").status_code == 200
 
 
-def test_the_sidebar_offers_sign_out_everywhere(client, auth):
+def test_the_sidebar_offers_log_out(client, auth):
     auth.login("viewer")
     layout = json.dumps(client.get("/_dash-layout").get_json())
-    assert '"logout-everywhere"' in layout and '"/logout/everywhere"' in layout
+    assert '"logout-link"' in layout and "every browser and device" in layout
+
+
+def test_a_cross_site_logout_link_ends_only_that_browsers_session(app, client, auth):
+    laptop = AuthActions(app.server.test_client())
+    laptop.login("viewer")
+    auth.login("viewer")
+    assert client.get("/logout", headers={"Sec-Fetch-Site": "cross-site"}).status_code == 302
+    assert client.get("/_dash-layout").status_code == 401
+    assert laptop.client.get("/_dash-layout").status_code == 200
 
 
 def test_users_revoke_ends_sessions_on_another_app_sharing_the_cache(settings):

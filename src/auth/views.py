@@ -155,10 +155,14 @@ def login_submit() -> Response:
 
 @bp.route("/logout", methods=["GET", "POST"])
 def logout() -> Response:
-    """End this session on the server (a copied cookie stops working too) and go back to the sign-in form."""
-    if current_user.is_authenticated:
+    """End every session of the user on the server (copied cookies too, on every device) and show the sign-in form."""
+    sessions = current_app.extensions["bagboard.sessions"]
+    if current_user.is_authenticated and _same_origin():
+        # Logout ends every existing session of the user at once, not only this browser's. A link on another site
+        # (a cross-site navigation) ends only this browser's session, so nobody can sign a user out everywhere.
+        sessions.revoke_all(current_user.name)
         log.info("logout", user=current_user.name, address=_client_address())
-    current_app.extensions["bagboard.sessions"].end(session.get("sid"))
+    sessions.end(session.get("sid"))
     logout_user()
     session.clear()
     return redirect(request.script_root + "/login")

@@ -1,4 +1,4 @@
-"""The left navigation: brand, one link per view, the signed-in user, logout and sign out everywhere."""
+"""The left navigation: brand, one link per view, the signed-in user, and log out (which signs out everywhere)."""
 
 from __future__ import annotations
 
@@ -41,20 +41,8 @@ def sidebar(views: Sequence[View], user_name: str, role: str, url_base: str) -> 
                         "Log out",
                         href="/logout",
                         id="logout-link",
+                        title="Ends your sessions on every browser and device",
                         className="btn btn-sm btn-outline-secondary mt-2",
-                    ),
-                    # A POST (not a link) so no other site can trigger it with a cross-site GET.
-                    html.Form(
-                        html.Button(
-                            "Sign out everywhere",
-                            type="submit",
-                            id="logout-everywhere",
-                            className="btn btn-sm btn-link px-0",
-                            title="End your sessions on every browser and device",
-                        ),
-                        action="/logout/everywhere",
-                        method="POST",
-                        className="mt-1",
                     ),
                 ],
                 className="bb-user",

@@ -59,7 +59,7 @@ def test_viewer_sees_operator_actions_disabled(dash_duo, app):
     assert dash_duo.find_element("#dm-start-download").get_attribute("disabled") is not None
 
 
-def test_sign_out_everywhere_ends_the_users_other_sessions(dash_duo, app):
+def test_log_out_ends_the_users_other_sessions(dash_duo, app):
     from tests.conftest import AuthActions
 
     elsewhere = AuthActions(app.server.test_client())  # the same user on another device
@@ -69,7 +69,7 @@ def test_sign_out_everywhere_ends_the_users_other_sessions(dash_duo, app):
     dash_duo.wait_for_text_to_equal("#sidebar-user", "operator", timeout=15)
     assert elsewhere.client.get("/_dash-layout").status_code == 200
 
-    dash_duo.find_element("#logout-everywhere").click()
+    dash_duo.find_element("#logout-link").click()
     dash_duo.wait_for_element("#login-form", timeout=10)
     assert elsewhere.client.get("/_dash-layout").status_code == 401
     dash_duo.driver.get(dash_duo.server.url + "/coverage")
