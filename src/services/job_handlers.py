@@ -45,7 +45,7 @@ def bind_handlers(target: Any, services: ServiceContainer) -> None:
             inventory = services.inventory.refresh_inventory(progress)
         except StorageError as exc:
             raise JobError(f"inventory refresh failed: {exc}") from None
-        return {"runs": inventory.run_count, "objects": len(inventory.objects)}
+        return {"runs": inventory.run_count, "objects": inventory.object_count}
 
     def extract(ctx: JobContext, /, coordinate: str, **_: Any) -> dict[str, Any]:
         job = services.extraction.execute_extraction(RunCoordinate.from_path(coordinate), ctx)

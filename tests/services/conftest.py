@@ -95,7 +95,7 @@ class Env:
         self.ml_root = tmp_path / "buckets" / "ml"
         self.raw_root.mkdir(parents=True)
         self.ml_root.mkdir(parents=True)
-        self.snapshot = tmp_path / "state" / "inventory.parquet"
+        self.snapshot = tmp_path / "state" / "snapshot.json"
         self.cache_dir = tmp_path / "shared-cache"
         self.clock = FakeClock()
         self.raw = SwitchableBucket(LocalBucket(self.raw_root))
