@@ -851,14 +851,17 @@ class CloudInventoryService:
         marked_after_error = ((self._stale or {}).get("marked_at") or 0) > self._error.get("at", 0)
         return marked_after_error or self._clock() - self._error.get("at", 0) >= self._retry_interval
 
-    def refresh_if_idle(self, progress: Progress | None = None) -> Inventory | None:
-        """Refresh unless another worker holds the refresh lock (then return None)."""
+    def refresh_if_idle(
+        self, progress: Progress | None = None, prefixes: Iterable[str | Sequence[str]] | None = None
+    ) -> Inventory | None:
+        """Refresh (everything, or only prefixes) unless another worker holds the refresh lock (then return None)."""
+        parsed = None if prefixes is None else [parse_prefix(p) for p in prefixes]
         token = self._take_refresh_lock()
         if token is None:
             return None
         try:
             with self._refresh_lock:
-                return self._refresh(progress)
+                return self._refresh(progress, parsed)
         finally:
             self._release_refresh_lock(token)
 
