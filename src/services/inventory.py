@@ -13,7 +13,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
@@ -359,28 +359,20 @@ def rebuild(
     t0 = time.perf_counter()
     root = Path(pointer).parent
     segments_dir(root).mkdir(parents=True, exist_ok=True)
-    previous = _current_name(pointer)
     collect_garbage(root, keep=[p.name for p in root.glob("snap-*")])  # leftovers of crashed builds only
     subtree = prefixes is not None and base is not None
     paths = [""] if not subtree else ["/".join(p) + "/" for p in _outermost(prefixes or [])]
-    work = root / f".{new_name('build')}"
-    segment_name = new_name("seg") + ".arrow"
-    try:
-        builder = SnapshotBuilder(work, part_rows)
+
+    def batches() -> Iterator[tuple[pa.RecordBatch, list[str]]]:
         for label, bucket in buckets.items():
             for path in paths:
                 try:
-                    for batch, bad in listing_batches(label, bucket, path, progress):
-                        builder.add(batch, bad)
+                    yield from listing_batches(label, bucket, path, progress)
                 except StorageError as exc:
                     detail = _one_line(str(exc)) or type(exc).__name__
                     raise _same_kind(exc, f"cannot list the {label} bucket ({bucket.url}): {detail}") from exc
-        if progress is not None:
-            progress("building inventory", builder.rows)
-        fresh = builder.finish(segments_dir(root) / segment_name, progress=progress)
-        rejected = builder.rejected()
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+
+    fresh, segment_name, rejected = build_segment(batches(), root, progress=progress, part_rows=part_rows)
     if subtree:
         assert base is not None
         runs, segment_names, unrecognised = _merge(base, _outermost(prefixes or []), fresh, segment_name, rejected)
@@ -391,6 +383,37 @@ def rebuild(
     meta["duration"] = time.perf_counter() - t0
     if progress is not None:
         progress("writing snapshot", int((runs.numeric["obj_stop"] - runs.numeric["obj_start"]).sum()))
+    return publish_build(pointer, runs, segment_names, unrecognised, meta)
+
+
+def build_segment(
+    batches: Iterable[tuple[pa.RecordBatch | pa.Table, list[str]]],
+    root: Path,
+    *,
+    progress: Progress | None = None,
+    part_rows: int = PART_ROWS,
+) -> tuple[RunsData, str, pa.Array]:
+    """Stream listing batches into a new segment under root; return its runs, its file name and the rejected names."""
+    work = root / f".{new_name('build')}"
+    segment_name = new_name("seg") + ".arrow"
+    try:
+        builder = SnapshotBuilder(work, part_rows)
+        for batch, bad in batches:
+            builder.add(batch, bad)
+        if progress is not None:
+            progress("building inventory", builder.rows)
+        runs = builder.finish(segments_dir(root) / segment_name, progress=progress)
+        return runs, segment_name, builder.rejected()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def publish_build(
+    pointer: Path, runs: RunsData, segment_names: list[str], unrecognised: pa.Array, meta: dict[str, Any]
+) -> str:
+    """Write a snapshot beside the current one and publish it; return its name."""
+    root = Path(pointer).parent
+    previous = _current_name(pointer)
     name = write_snapshot_dir(root, runs, segment_names, unrecognised, meta)
     publish(pointer, name)
     # Keep the previous snapshot too: a worker may be between reading the pointer and mapping the files.
