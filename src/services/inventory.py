@@ -100,6 +100,7 @@ OBJECT_COLUMNS: tuple[str, ...] = (
     "kind",
 )
 UNRECOGNISED_SAMPLE = 100
+TS_DEPTH = len(HIERARCHY_LEVELS) - 1
 _valid_parts = valid_parts  # the tests check the vectorised rule against validate_part
 
 
@@ -209,8 +210,10 @@ class RunIndex:
         self.n_runs = len(runs)
         self.codes = list(runs.codes)
         self.values = list(runs.cats)
-        self.arrow_values = [pa.array(v, type=pa.string()) for v in self.values]
-        self.lookup = [{value: code for code, value in enumerate(v)} for v in self.values]
+        self.arrow_values = runs.arrow_cats or [pa.array(v, type=pa.string()) for v in self.values]
+        # Hash maps for the levels above the run (thousands of values at most); a timestamp is looked up inside
+        # its parent's span, or by a scan of the arrow strings, so loading never hashes one string per run.
+        self.lookup = [{value: code for code, value in enumerate(v)} for v in self.values[:TS_DEPTH]]
         self.columns: dict[str, np.ndarray] = {"ts_parsed": runs.ts_parsed, **runs.numeric}
         self.segments = snapshot.segments
         # What coverage queries need, ready to slice: per-category parsed times and string ranks of timestamps.
@@ -221,10 +224,22 @@ class RunIndex:
         self.ml_samples = self.columns["ml_samples"]
         self._children: dict[tuple[int, tuple[str, ...]], list[str]] = {}
 
+    def code(self, depth: int, value: str) -> int | None:
+        """Return value's code at depth, or None when no run has it."""
+        if depth < TS_DEPTH:
+            return self.lookup[depth].get(value)
+        found = pc.index(self.arrow_values[depth], pa.scalar(value, pa.string())).as_py()
+        return None if found is None or found < 0 else int(found)
+
     def span(self, prefix: tuple[str, ...]) -> tuple[int, int]:
         """Return the run rows [lo, hi) whose leading levels equal prefix."""
         lo, hi = 0, self.n_runs
         for depth, value in enumerate(prefix):
+            if depth == TS_DEPTH:
+                # Runs of one parent are few: compare their timestamp names instead of looking the code up.
+                names = self.values[depth][self.codes[depth][lo:hi]]
+                hits = np.flatnonzero(names == value)
+                return (lo + int(hits[0]), lo + int(hits[-1]) + 1) if len(hits) else (0, 0)
             code = self.lookup[depth].get(value)
             if code is None:
                 return 0, 0
@@ -302,8 +317,8 @@ class RunIndex:
             return lo, hi, None
         rows = np.arange(lo, hi)
         for depth in rest:
-            code = self.lookup[depth].get(filters[HIERARCHY_LEVELS[depth]], -1)
-            rows = rows[self.codes[depth][rows] == code]
+            code = self.code(depth, filters[HIERARCHY_LEVELS[depth]])
+            rows = rows[self.codes[depth][rows] == (-1 if code is None else code)]
         return lo, hi, rows
 
     def frame(self, rows: np.ndarray, columns: Iterable[str]) -> pd.DataFrame:

@@ -115,6 +115,7 @@ class RunsData:
     codes: list[np.ndarray]
     ts_parsed: np.ndarray
     numeric: dict[str, np.ndarray]
+    arrow_cats: list[pa.Array] | None = None  # the same categories as arrow strings, when read from a file
 
     def __len__(self) -> int:
         return len(self.ts_parsed)
@@ -183,7 +184,7 @@ def write_runs(path: Path, runs: RunsData) -> None:
 
 def read_runs(table: pa.Table) -> RunsData:
     """Return zero-copy numpy views of a runs table (read-only when memory-mapped)."""
-    cats, codes = [], []
+    cats, codes, arrow_cats = [], [], []
     batch = {name: _one_chunk(table.column(name)) for name in table.column_names}
     missing = [name for name in (*HIERARCHY_LEVELS, "ts_parsed", *NUMERIC_COLUMNS) if name not in batch]
     if missing:
@@ -193,9 +194,10 @@ def read_runs(table: pa.Table) -> RunsData:
         if not pa.types.is_dictionary(column.type):
             raise SnapshotError(f"runs column {level} is not dictionary-encoded")
         cats.append(np.asarray(column.dictionary.to_numpy(zero_copy_only=False), dtype=object))
+        arrow_cats.append(column.dictionary)
         codes.append(_numpy(column.indices))
     numeric = {name: _numpy(batch[name]) for name in NUMERIC_COLUMNS}
-    return RunsData(cats, codes, _numpy(batch["ts_parsed"]).view(DATETIME_DTYPE), numeric)
+    return RunsData(cats, codes, _numpy(batch["ts_parsed"]).view(DATETIME_DTYPE), numeric, arrow_cats)
 
 
 def _one_chunk(column: pa.ChunkedArray) -> pa.Array:
