@@ -501,8 +501,10 @@ def report(
         mb(build["peak_mb"]),
         mb(size_mb),
         f"{load['load_s']:.3f} s ({', '.join(format(r['load_s'], '.3f') for r in loads)})",
-        f"{mb(load['loaded']['rss'] - load['before']['rss'])} (PSS {mb(load['loaded']['pss'] - load['before']['pss'])},"
-        f" USS {mb(load['loaded']['uss'] - load['before']['uss'])}); after queries {mb(held)}",
+        f"{mb(load['loaded']['rss'] - load['before']['rss'])}"
+        f" (USS {mb(load['loaded']['uss'] - load['before']['uss'])});"
+        f" after {args.queries} queries of each kind RSS +{mb(held)}, USS"
+        f" +{mb(load['after']['uss'] - load['before']['uss'])} (the rest is shared page cache)",
         f"{cov_by_depth[0]:.1f} ms",
     ]
     print(" | ".join(header))

@@ -16,6 +16,7 @@ partition of runs at a time, so its memory stays flat whatever the bucket size.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import json
 import os
@@ -445,7 +446,8 @@ class SnapshotBuilder:
         part_schema = pa.schema([pa.field("run", pa.int32()), *list(_SPILL_SCHEMA)[1:]])
         writers = [ipc.new_file(str(p), part_schema) for p in paths]
         try:
-            with pa.memory_map(str(self._spill_path)) as source:
+            # Plain reads, not a mapping: mapped pages of a GB-sized spill file would all count in our RSS.
+            with pa.OSFile(str(self._spill_path)) as source:
                 reader = ipc.open_file(source)
                 for i in range(reader.num_record_batches):
                     batch = reader.get_batch(i)
@@ -477,7 +479,7 @@ class SnapshotBuilder:
         tmp = segment_path.with_name(f".{segment_path.name}.tmp")
         with ipc.new_file(str(tmp), SEGMENT_SCHEMA) as writer:
             for path in paths:
-                with pa.memory_map(str(path)) as source:
+                with pa.OSFile(str(path)) as source:
                     table = ipc.open_file(source).read_all()
                     if not table.num_rows:
                         continue
@@ -563,23 +565,20 @@ def merge_runs(base: RunsData, drop: np.ndarray, new: RunsData, seg_map: np.ndar
     for depth in range(len(HIERARCHY_LEVELS)):
         old_cats, new_cats = base.cats[depth], new.cats[depth]
         old_codes, new_codes = base.codes[depth][keep], new.codes[depth]
-        known = {value: i for i, value in enumerate(old_cats)}
-        where_new = np.empty(len(new_cats), dtype=np.int64)
-        extra_list: list[str] = []
-        for i, value in enumerate(new_cats):
-            j = known.get(value)
-            if j is None:
-                j = len(old_cats) + len(extra_list)
-                extra_list.append(value)
-            where_new[i] = j
-        extra = np.array(extra_list, dtype=object)
+        old_arrow = base.arrow_cats[depth] if base.arrow_cats else pa.array(old_cats, type=pa.string())
+        # Hash the few new values against the old categories in arrow (no Python dict of every timestamp).
+        found = pc.index_in(pa.array(new_cats, type=pa.string()), value_set=old_arrow).to_numpy(zero_copy_only=False)
+        missing = np.isnan(found) if found.dtype.kind == "f" else np.zeros(len(found), dtype=bool)
+        where_new = np.where(missing, 0, np.nan_to_num(found)).astype(np.int64)
+        where_new[missing] = len(old_cats) + np.arange(int(missing.sum()))
+        extra = np.asarray(new_cats[missing], dtype=object)
         values = np.concatenate([old_cats, extra]) if len(extra) else old_cats
+        base_times = _ts_per_category(old_cats, base.codes[TS], base.ts_parsed) if depth == TS else None
+        times = None
         if depth == TS:
-            base_times = _ts_per_category(old_cats, base.codes[TS], base.ts_parsed)
             times = np.concatenate([base_times, parse_unique_timestamps(extra)]) if len(extra) else base_times
-            order = timestamp_order(values, times)
-        else:
-            order = np.argsort(values, kind="stable")
+        # The old categories are in display order already: insert the new ones where they belong.
+        order = _insert_order(old_cats, extra, base_times, times[len(old_cats) :] if times is not None else None)
         rank = np.empty(len(values), dtype=np.int64)
         rank[order] = np.arange(len(values))
         merged = np.concatenate([rank[old_codes], rank[where_new[new_codes]]]).astype(np.int64)
@@ -602,6 +601,39 @@ def merge_runs(base: RunsData, drop: np.ndarray, new: RunsData, seg_map: np.ndar
     codes = [c[order] for c in codes]
     ts_parsed = ts_times[codes[TS]] if ts_times is not None and len(order) else np.zeros(0, DATETIME_DTYPE)
     return RunsData(cats, codes, ts_parsed, {k: v[order] for k, v in numeric.items()})
+
+
+def _insert_order(
+    old: np.ndarray, extra: np.ndarray, old_times: np.ndarray | None, extra_times: np.ndarray | None
+) -> np.ndarray:
+    """Return the display order of concat(old, extra) given that old is already in display order.
+
+    Lexical for the levels above the run; for timestamps the rule (parsed time, then name; unparseable names last).
+    """
+    if not len(extra):
+        return np.arange(len(old))
+    if len(extra) * 8 > len(old):  # many new values: sorting everything is as cheap
+        values = np.concatenate([old, extra])
+        if old_times is None:
+            return np.argsort(values, kind="stable")
+        return timestamp_order(values, np.concatenate([old_times, extra_times]))
+
+    def key(names: np.ndarray, times: np.ndarray | None, i: int) -> tuple:
+        if times is None:
+            return (names[i],)
+        nat = bool(np.isnat(times[i]))
+        return (nat, np.datetime64(0, "us") if nat else times[i], names[i])
+
+    slots = np.array(
+        [
+            bisect.bisect_left(range(len(old)), key(extra, extra_times, j), key=lambda i: key(old, old_times, i))
+            for j in range(len(extra))
+        ],
+        dtype=np.int64,
+    )
+    # Insert extra j before old position slots[j]; ties between extras keep their own order.
+    extra_order = sorted(range(len(extra)), key=lambda j: key(extra, extra_times, j))
+    return np.insert(np.arange(len(old)), slots[extra_order], len(old) + np.asarray(extra_order, dtype=np.int64))
 
 
 # -- snapshot files -----------------------------------------------------------------------------

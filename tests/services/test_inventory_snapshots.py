@@ -348,3 +348,31 @@ def _write_script(path: Path, body: str) -> Path:
     path.write_text(f"#!/bin/sh\n{body}\n")
     path.chmod(0o755)
     return path
+
+
+# -- merging categories -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_inserting_few_categories_matches_sorting_them_all(seed: int) -> None:
+    import numpy as np
+
+    from src.services.inventory_store import _insert_order
+    from src.services.timestamps import parse_unique_timestamps, timestamp_order
+
+    rng = np.random.default_rng(seed)
+    pool = [f"2024-0{m}-1{d}T10-00-00" for m in range(1, 10) for d in range(10)]
+    pool += [f"2024{m:02d}1{d}_100000" for m in range(1, 10) for d in range(10)] + [f"name-{i}" for i in range(60)]
+    names = np.array(sorted(set(rng.choice(pool, 200))), dtype=object)
+    old, extra = names[5:], names[:5]  # extras anywhere in the order, old ones as stored
+    for times in (None, parse_unique_timestamps):
+        if times is None:
+            old_sorted = old[np.argsort(old, kind="stable")]
+            expected = np.concatenate([old_sorted, extra])[np.argsort(np.concatenate([old_sorted, extra]))]
+            got = np.concatenate([old_sorted, extra])[_insert_order(old_sorted, extra, None, None)]
+        else:
+            old_sorted = old[timestamp_order(old, times(old))]
+            both = np.concatenate([old_sorted, extra])
+            expected = both[timestamp_order(both, times(both))]
+            got = both[_insert_order(old_sorted, extra, times(old_sorted), times(extra))]
+        assert got.tolist() == expected.tolist()
