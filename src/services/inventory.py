@@ -681,6 +681,8 @@ class CloudInventoryService:
                 last_refresh_duration=None,
                 unrecognised_count=0,
                 unrecognised_sample=[],
+                snapshot=None,
+                segments=0,
             )
             return info
         info.update(
@@ -693,6 +695,8 @@ class CloudInventoryService:
             last_refresh_duration=inventory.duration,
             unrecognised_count=inventory.unrecognised_count,
             unrecognised_sample=list(inventory.unrecognised),
+            snapshot=inventory.snapshot.name,
+            segments=len(inventory.snapshot.segment_names),  # grows with subtree refreshes; a full one compacts
         )
         return info
 
