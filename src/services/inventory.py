@@ -6,8 +6,6 @@ RunIndex), the refresh that builds or merges a snapshot, and the service every v
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import os
 import shutil
 import tempfile
@@ -27,6 +25,7 @@ import pyarrow.compute as pc
 import structlog
 from cachelib import BaseCache
 
+from src.core.memory import release_memory
 from src.models.coordinate import (
     FILTER_LEVELS,
     HIERARCHY_LEVELS,
@@ -519,13 +518,6 @@ def read_snapshot(pointer: Path) -> Inventory:
         raise SnapshotError(f"snapshot {name} is incomplete: {exc.filename}") from None
     release_memory()
     return inventory
-
-
-def release_memory() -> None:
-    """Hand freed buffers back to the OS so a worker's RSS reflects the data it keeps."""
-    pa.default_memory_pool().release_unused()
-    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _file_identity(path: Path) -> tuple[int, int, int] | None:
