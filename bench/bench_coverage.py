@@ -731,59 +731,64 @@ def report(server: dict[str, Any], browser: dict[str, Any] | None, args: argpars
     rows.append(("service get_coverage_report median / p95", f"{med(svc):.1f} / {p95(svc):.1f} ms", "", ""))
 
     timed = [q for q in queries if "naive" in q.timings]
-    naive_all = sum(q.timings["naive"] for q in timed)
-    svc_same = sum(q.timings["service"] for q in timed)
-    cb_same = sum(q.timings["callback"] for q in timed)
     ratio_ok = True
-    subset = (
-        "" if len(timed) == len(queries) else f" (subset: {len(timed)}/{len(queries)}, budget {args.naive_budget:g} s)"
-    )
-    rows.append(
-        (
-            f"naive median / p95{subset}",
-            f"{med([q.timings['naive'] for q in timed]):.1f} / {p95([q.timings['naive'] for q in timed]):.1f} ms",
-            "",
-            "",
+    if not timed:
+        rows.append(("naive baseline", "skipped (--naive-budget 0)", "", ""))
+    else:
+        naive_all = sum(q.timings["naive"] for q in timed)
+        svc_same = sum(q.timings["service"] for q in timed)
+        cb_same = sum(q.timings["callback"] for q in timed)
+        subset = (
+            ""
+            if len(timed) == len(queries)
+            else f" (subset: {len(timed)}/{len(queries)}, budget {args.naive_budget:g} s)"
         )
-    )
-    rows.append(
-        (
-            "naive / service, total time on same queries",
-            f"{naive_all / svc_same:.1f}x",
-            f">= {TARGETS['ratio']:g}x",
-            verdict(naive_all / svc_same >= TARGETS["ratio"]),
-        )
-    )
-    ratio_ok &= naive_all / svc_same >= TARGETS["ratio"]
-    full_same = sum(q.timings["unabridged"] for q in timed)
-    rows.append(
-        (
-            "naive / service unabridged (every row, every timestamp)",
-            f"{naive_all / full_same:.1f}x",
-            f">= {TARGETS['ratio']:g}x",
-            verdict(naive_all / full_same >= TARGETS["ratio"]),
-        )
-    )
-    ratio_ok &= naive_all / full_same >= TARGETS["ratio"]
-    rows.append(("naive / full callback, total time", f"{naive_all / cb_same:.1f}x", "(info)", ""))
-    for depth, name in enumerate(DEPTH_NAMES):
-        sel = [q for q in timed if q.depth == depth]
-        if not sel:
-            rows.append((f"  depth {depth} {name}", "naive not run (budget)", "", ""))
-            continue
-        n_med = med([q.timings["naive"] for q in sel])
-        s_med = med([q.timings["service"] for q in sel])
-        c_med = med([q.timings["callback"] for q in sel])
-        # Per depth for insight only: the nested dict jumps straight into a deep subtree (a few runs, well
-        # under a millisecond), so deep selections favour it; the target is on the same mix of queries above.
         rows.append(
             (
-                f"  depth {depth} {name} naive/service/callback median (n={len(sel)})",
-                f"{n_med:.1f} / {s_med:.2f} / {c_med:.1f} ms = {n_med / s_med:.2g}x svc, {n_med / c_med:.2g}x cb",
-                "(info)",
+                f"naive median / p95{subset}",
+                f"{med([q.timings['naive'] for q in timed]):.1f} / {p95([q.timings['naive'] for q in timed]):.1f} ms",
+                "",
                 "",
             )
         )
+        rows.append(
+            (
+                "naive / service, total time on same queries",
+                f"{naive_all / svc_same:.1f}x",
+                f">= {TARGETS['ratio']:g}x",
+                verdict(naive_all / svc_same >= TARGETS["ratio"]),
+            )
+        )
+        ratio_ok &= naive_all / svc_same >= TARGETS["ratio"]
+        full_same = sum(q.timings["unabridged"] for q in timed)
+        rows.append(
+            (
+                "naive / service unabridged (every row, every timestamp)",
+                f"{naive_all / full_same:.1f}x",
+                f">= {TARGETS['ratio']:g}x",
+                verdict(naive_all / full_same >= TARGETS["ratio"]),
+            )
+        )
+        ratio_ok &= naive_all / full_same >= TARGETS["ratio"]
+        rows.append(("naive / full callback, total time", f"{naive_all / cb_same:.1f}x", "(info)", ""))
+        for depth, name in enumerate(DEPTH_NAMES):
+            sel = [q for q in timed if q.depth == depth]
+            if not sel:
+                rows.append((f"  depth {depth} {name}", "naive not run (budget)", "", ""))
+                continue
+            n_med = med([q.timings["naive"] for q in sel])
+            s_med = med([q.timings["service"] for q in sel])
+            c_med = med([q.timings["callback"] for q in sel])
+            # Per depth for insight only: the nested dict jumps straight into a deep subtree (a few runs, well
+            # under a millisecond), so deep selections favour it; the target is on the same mix of queries above.
+            rows.append(
+                (
+                    f"  depth {depth} {name} naive/service/callback median (n={len(sel)})",
+                    f"{n_med:.1f} / {s_med:.2f} / {c_med:.1f} ms = {n_med / s_med:.2g}x svc, {n_med / c_med:.2g}x cb",
+                    "(info)",
+                    "",
+                )
+            )
     checks = server["checks"]
     bad = [c for c in checks if c[1]]
     rows.append(
@@ -903,26 +908,27 @@ def emit_results(server: dict[str, Any], browser: dict[str, Any] | None) -> None
     svc = [q.timings["service"] for q in queries]
     emit("coverage", "get_coverage_report p95", f"{p95(svc):.1f} ms", "", None, f"median {med(svc):.1f} ms")
     timed = [q for q in queries if "naive" in q.timings]
-    ratio = sum(q.timings["naive"] for q in timed) / sum(q.timings["service"] for q in timed)
-    emit(
-        "coverage",
-        "naive nested dict / service, same queries",
-        f"{ratio:.1f}x",
-        f">= {TARGETS['ratio']:g}x",
-        ratio >= TARGETS["ratio"],
-        f"{len(timed)} queries",
-    )
-    unabridged = sum(q.timings["naive"] for q in timed) / sum(q.timings["unabridged"] for q in timed)
-    emit(
-        "coverage",
-        "naive nested dict / service unabridged (every row, every timestamp)",
-        f"{unabridged:.1f}x",
-        f">= {TARGETS['ratio']:g}x",
-        unabridged >= TARGETS["ratio"],
-        f"{len(timed)} queries",
-    )
-    agree = sum(not c[1] for c in server["checks"])
-    emit("coverage", "naive == service", f"{agree}/{len(server['checks'])}", "all", agree == len(server["checks"]))
+    if timed:
+        ratio = sum(q.timings["naive"] for q in timed) / sum(q.timings["service"] for q in timed)
+        emit(
+            "coverage",
+            "naive nested dict / service, same queries",
+            f"{ratio:.1f}x",
+            f">= {TARGETS['ratio']:g}x",
+            ratio >= TARGETS["ratio"],
+            f"{len(timed)} queries",
+        )
+        unabridged = sum(q.timings["naive"] for q in timed) / sum(q.timings["unabridged"] for q in timed)
+        emit(
+            "coverage",
+            "naive nested dict / service unabridged (every row, every timestamp)",
+            f"{unabridged:.1f}x",
+            f">= {TARGETS['ratio']:g}x",
+            unabridged >= TARGETS["ratio"],
+            f"{len(timed)} queries",
+        )
+        agree = sum(not c[1] for c in server["checks"])
+        emit("coverage", "naive == service", f"{agree}/{len(server['checks'])}", "all", agree == len(server["checks"]))
     for label, loads in (browser or {}).get("loads", {}).items():
         ready = med([load["ready"] for load in loads]) / 1000
         tti = TARGETS["tti_s"]
