@@ -43,6 +43,7 @@ from src.services.inventory_store import (
     PART_ROWS,
     SAMPLE,
     SCHEMA_VERSION,
+    SEGMENT_SCHEMA,
     Progress,
     RunsData,
     Snapshot,
@@ -57,6 +58,7 @@ from src.services.inventory_store import (
     read_pointer,
     segments_dir,
     valid_parts,
+    write_ipc,
     write_snapshot_dir,
 )
 from src.services.timestamps import DATETIME_DTYPE
@@ -150,7 +152,7 @@ class Inventory:
             self.snapshot.segments[int(seg)].slice(int(start), int(n))
             for seg, start, n in zip(num["seg"], num["obj_start"], lengths, strict=True)
         ]
-        table = pa.concat_tables(pieces) if pieces else _empty_segment()
+        table = pa.concat_tables(pieces) if pieces else SEGMENT_SCHEMA.empty_table()
         data: dict[str, Any] = {}
         for level, cats, codes in zip(HIERARCHY_LEVELS, runs.cats, runs.codes, strict=True):
             data[level] = pd.Categorical.from_codes(np.repeat(codes, lengths), categories=pd.Index(cats, dtype=object))
@@ -163,12 +165,6 @@ class Inventory:
         data["bucket"] = pd.Categorical.from_codes(table["bucket"].to_numpy(), categories=list(BUCKETS))
         data["kind"] = pd.Categorical.from_codes(table["kind"].to_numpy(), categories=list(KINDS))
         return pd.DataFrame(data)
-
-
-def _empty_segment() -> pa.Table:
-    from src.services.inventory_store import SEGMENT_SCHEMA
-
-    return SEGMENT_SCHEMA.empty_table()
 
 
 def inventory_of(snapshot: Snapshot) -> Inventory:
@@ -492,15 +488,13 @@ def build_inventory(
 
 def write_snapshot(inventory: Inventory, pointer: Path) -> None:
     """Write inventory as the current snapshot under pointer's directory (segments copied, then published)."""
-    from src.services.inventory_store import _write_ipc
-
     root = Path(pointer).parent
     segments_dir(root).mkdir(parents=True, exist_ok=True)
     names = []
     for table in inventory.snapshot.segments:
         name = new_name("seg") + ".arrow"
         tmp = segments_dir(root) / f".{name}.tmp"
-        _write_ipc(tmp, table)
+        write_ipc(tmp, table)
         os.replace(tmp, segments_dir(root) / name)
         names.append(name)
     snap = inventory.snapshot

@@ -180,7 +180,7 @@ def write_runs(path: Path, runs: RunsData) -> None:
     columns["ts_parsed"] = pa.array(runs.ts_parsed.astype(DATETIME_DTYPE).view(np.int64))
     for name in NUMERIC_COLUMNS:
         columns[name] = pa.array(runs.numeric[name].astype(_numeric_dtype(name), copy=False))
-    _write_ipc(path, pa.table(columns))
+    write_ipc(path, pa.table(columns))
 
 
 def read_runs(table: pa.Table) -> RunsData:
@@ -413,7 +413,7 @@ class SnapshotBuilder:
         """Sort, classify and write the objects to segment_path; return the runs (their seg set to segment)."""
         self._spill.close()
         if not self._counts:
-            _write_ipc(segment_path, SEGMENT_SCHEMA.empty_table())
+            write_ipc(segment_path, SEGMENT_SCHEMA.empty_table())
             return RunsData.empty()
         per_coord = pa.concat_tables(self._counts).group_by("coord").aggregate([("coord_count", "sum")])
         self._counts = []
@@ -677,7 +677,7 @@ def write_snapshot_dir(
     tmp.mkdir(parents=True)
     try:
         write_runs(tmp / "runs.arrow", runs)
-        _write_ipc(tmp / "unrecognised.arrow", pa.table({"name": unrecognised.cast(pa.string())}))
+        write_ipc(tmp / "unrecognised.arrow", pa.table({"name": unrecognised.cast(pa.string())}))
         body = {**meta, "schema": SCHEMA_VERSION, "segments": segment_names}
         (tmp / "meta.json").write_text(json.dumps(body))
         _fsync_file(tmp / "meta.json")
@@ -813,7 +813,7 @@ def _owner_dead(name: str) -> bool:
     return False
 
 
-def _write_ipc(path: Path, table: pa.Table) -> None:
+def write_ipc(path: Path, table: pa.Table) -> None:
     """Write table as an uncompressed Arrow IPC file (mappable) and fsync it."""
     with ipc.new_file(str(path), table.schema) as writer:
         writer.write_table(table)
