@@ -505,11 +505,15 @@ def write_snapshot(inventory: Inventory, pointer: Path) -> None:
 def read_snapshot(pointer: Path) -> Inventory:
     """Map the current snapshot; raise FileNotFoundError if there is none and SnapshotError if unusable."""
     pointer = Path(pointer)
-    name = read_pointer(pointer)  # FileNotFoundError propagates: no snapshot yet
-    try:
-        inventory = inventory_of(open_snapshot(pointer.parent, name))
-    except FileNotFoundError as exc:
-        raise SnapshotError(f"snapshot {name} is incomplete: {exc.filename}") from None
+    for attempt in range(3):
+        name = read_pointer(pointer)  # FileNotFoundError propagates: no snapshot yet
+        try:
+            inventory = inventory_of(open_snapshot(pointer.parent, name))
+            break
+        except SnapshotError:
+            # Refreshes may have published (and collected this one) between reading the pointer and mapping it.
+            if attempt == 2 or read_pointer(pointer) == name:
+                raise
     release_memory()
     return inventory
 
