@@ -21,6 +21,7 @@ from src.core.extensions import get_services
 from src.core.frames import bp as frames_blueprint
 from src.core.health import bp as health_blueprint
 from src.core.logging import configure_logging, get_logger, register_request_context
+from src.core.memory import register_memory_trim
 from src.core.security import register_request_limits, register_security_headers
 from src.layout import register_router, serve_shell
 from src.services.container import ServiceContainer
@@ -60,6 +61,7 @@ def create_server(settings: Settings) -> Flask:
     register_config(server, settings)
     shared_cache = init_cache(server, settings)
     register_request_context(server)  # first, so every later hook logs with the request id
+    register_memory_trim(server)
     init_auth(server, settings, shared_cache)
     register_request_limits(server, settings)  # after auth: the login form sets its own smaller limit
     server.register_blueprint(health_blueprint)

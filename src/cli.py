@@ -167,10 +167,13 @@ def _progress(message: str, *_: object) -> None:
     click.echo(message, err=True)
 
 
-def _refresh_inventory() -> dict:
+def _refresh_inventory(prefixes: tuple[str, ...] = ()) -> dict:
     services = get_services()
     try:
-        services.inventory.refresh_inventory(progress=_progress)
+        # The CLI is not a web worker: build here, with progress on stderr.
+        services.inventory.refresh_inventory(progress=_progress, prefixes=list(prefixes) or None, in_process=True)
+    except ValueError as exc:
+        _fail(f"bad --prefix: {exc}")
     except StorageError as exc:
         _fail(f"inventory refresh failed: {exc}")
     info = services.inventory.get_cache_info()
@@ -182,9 +185,15 @@ def _refresh_inventory() -> dict:
 
 
 @inventory_cli.command("refresh")
-def inventory_refresh() -> None:
-    """List both buckets, rebuild the inventory and write its snapshot (progress on stderr)."""
-    _refresh_inventory()
+@click.option(
+    "--prefix",
+    "prefixes",
+    multiple=True,
+    help="Refresh only this subtree (cid/regionid/…, one to six levels) and merge it in; repeatable.",
+)
+def inventory_refresh(prefixes: tuple[str, ...]) -> None:
+    """List both buckets (or only --prefix subtrees), update the inventory and write its snapshot."""
+    _refresh_inventory(prefixes)
 
 
 @inventory_cli.command("info")

@@ -85,8 +85,8 @@ class Settings:
 
     @property
     def snapshot_path(self) -> Path:
-        """Return the inventory's parquet snapshot path."""
-        return self.data_root / "inventory" / "snapshot.parquet"
+        """Return the pointer file naming the current inventory snapshot."""
+        return self.data_root / "inventory" / "snapshot.json"
 
     def bucket_options(self, url: str) -> dict[str, Any]:
         """Return the keyword arguments open_bucket needs for url (GCS: the retry deadline and backoff)."""

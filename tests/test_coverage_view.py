@@ -127,6 +127,28 @@ def test_an_admin_refresh_runs_as_a_job_and_re_renders(client, auth, seeded):
     assert outputs["cov-refreshed"]["data"] == job_id
 
 
+def test_an_admin_refreshes_only_the_selection(client, auth, seeded):
+    import time
+
+    services = seeded.server.extensions["bagboard.services"]
+    run = services.inventory.get_runs({}).iloc[0]
+    cid, regionid = str(run["cid"]), str(run["regionid"])
+    auth.login("admin")
+    values = {"cov-refresh-selection.n_clicks": 1, COV_SEARCH: f"?cid={cid}&regionid={regionid}"}
+    started = post_callback(client, seeded, "cov-refresh-status.children", values, "cov-refresh-selection.n_clicks")
+    assert response_outputs(started)["cov-refresh-status"]["children"] == f"Refresh of {cid}/{regionid} started…"
+    job_id = response_outputs(started)["cov-refresh-job"]["data"]
+    job = services.jobs.registry.get(job_id)
+    assert job.params == {"prefixes": [f"{cid}/{regionid}"]}
+    deadline = time.monotonic() + 30
+    while services.jobs.registry.get(job_id).is_active and time.monotonic() < deadline:
+        time.sleep(0.1)
+    polled = post_callback(
+        client, seeded, "cov-refreshed.data", {"cov-refresh-tick.n_intervals": 1, "cov-refresh-job.data": job_id}
+    )
+    assert response_outputs(polled)["cov-refresh-status"]["children"] == f"Refreshed: {cid}/{regionid}; 8 runs."
+
+
 @pytest.mark.parametrize(
     ("expected", "threshold", "answer"),
     [(None, None, (17, 50.0)), ("20", "10", (20, 10.0)), ("", "", (17, 50.0))],

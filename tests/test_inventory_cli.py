@@ -32,6 +32,23 @@ def test_demo_seed_then_inventory_commands(app, settings):
     assert bad.exit_code != 0 and "cid must not contain '..'" in bad.output
 
 
+def test_refresh_of_a_prefix_lists_only_that_subtree(app, settings):
+    runner = app.server.test_cli_runner()
+    assert runner.invoke(args=["demo", "seed", "--size", "tiny"]).exit_code == 0
+    run = json.loads(runner.invoke(args=["inventory", "runs", "--json"]).output)[0]["coordinate"]
+    bag = settings.raw_bucket.removeprefix("file://") + f"/{run}/late_arrival.bag"
+    with open(bag, "wb") as out:
+        out.write(b"x" * 10)
+    cid = run.split("/")[0]
+    result = runner.invoke(args=["inventory", "refresh", "--prefix", cid])
+    assert result.exit_code == 0, result.output
+    assert "listed raw bucket" in result.output and "inventory: 8 runs" in result.output
+    rows = json.loads(runner.invoke(args=["inventory", "runs", "--json", "--cid", cid]).output)
+    assert next(r for r in rows if r["coordinate"] == run)["raw_bags"] >= 2
+    bad = runner.invoke(args=["inventory", "refresh", "--prefix", "a/../b"])
+    assert bad.exit_code != 0 and "bad --prefix" in bad.output
+
+
 def test_inventory_runs_without_an_inventory_says_how_to_build_one(app):
     result = app.server.test_cli_runner().invoke(args=["inventory", "runs"])
     assert result.exit_code != 0 and "inventory refresh" in result.output

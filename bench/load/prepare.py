@@ -116,12 +116,10 @@ def build_synthetic(root: Path) -> dict[str, Any]:
     """Link bench_coverage's cached 1M-object snapshot (built on first use) into root, with empty buckets."""
     sys.path.insert(0, str(ROOT))
     # bench_coverage sets BAGBOARD_* for its own module-level app on import; harmless in this throwaway process.
-    from bench.bench_coverage import cached_snapshot
+    from bench.bench_coverage import cached_snapshot, link_tree
 
     snapshot, how = cached_snapshot(SYNTHETIC_OBJECTS, SEED)
-    target = root / "inventory" / "snapshot.parquet"
-    target.parent.mkdir(parents=True)
-    link_or_copy(snapshot, target)
+    link_tree(snapshot.parent, root / "inventory")
     for bucket in ("raw", "ml"):
         (root / "buckets" / bucket).mkdir(parents=True)
     return {"dataset": "synthetic", "objects": SYNTHETIC_OBJECTS, "seed": SEED, "snapshot": str(snapshot), "how": how}
@@ -133,13 +131,13 @@ def write_hierarchy(root: Path, meta: dict[str, Any]) -> None:
     from src.models import FILTER_LEVELS
     from src.services.inventory import read_snapshot
 
-    inventory = read_snapshot(root / "inventory" / "snapshot.parquet")
+    inventory = read_snapshot(root / "inventory" / "snapshot.json")
     runs = inventory.runs[list(FILTER_LEVELS)].astype(str).drop_duplicates()
     paths = sorted(runs.itertuples(index=False, name=None))
     (root / HIERARCHY_FILE).write_text(json.dumps({"levels": list(FILTER_LEVELS), "paths": paths}))
     meta.update(
         runs=int(inventory.run_count),
-        objects=len(inventory.objects),
+        objects=inventory.object_count,
         timestamps=int(inventory.runs["timestamp"].nunique()),
         leaf_paths=len(paths),
     )

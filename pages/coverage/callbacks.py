@@ -332,14 +332,25 @@ def register_callbacks(app: Dash) -> None:
         Output("cov-refresh-tick", "disabled"),
         Output("cov-refresh-job", "data"),
         Input("cov-refresh", "n_clicks"),
+        Input("cov-refresh-selection", "n_clicks"),
+        State(FILTER_URL_ID, "search"),
         prevent_initial_call=True,
     )
     @require_role(Role.ADMIN)
-    def start_refresh(_clicks: int | None) -> tuple[str, bool, str]:
+    def start_refresh(_clicks: int | None, _selection: int | None, search: str | None) -> tuple[str, bool, str]:
+        params: dict[str, Any] = {}
+        if ctx.triggered_id == "cov-refresh-selection":
+            try:
+                prefix = selection_prefix(clean_filters(filters_from_query(parse_query(search))))
+            except ValueError as exc:
+                return f"Cannot refresh this selection: {exc}", True, no_update
+            if prefix:
+                params["prefixes"] = [prefix]
         job = get_services().jobs.submit(
-            JobKind.INVENTORY_REFRESH, "inventory", {}, current_actor(), required_role=Role.ADMIN
+            JobKind.INVENTORY_REFRESH, "inventory", params, current_actor(), required_role=Role.ADMIN
         )
-        return "Refresh started…", False, job.id
+        what = f" of {params['prefixes'][0]}" if params else ""
+        return f"Refresh{what} started…", False, job.id
 
     @app.callback(
         Output("cov-refresh-status", "children", allow_duplicate=True),
@@ -357,8 +368,20 @@ def register_callbacks(app: Dash) -> None:
             return f"Refreshing: {job.message or 'starting'}", False, no_update
         if job.status is ProcessingStatus.COMPLETE:
             # A new value in the store re-renders the view from the new inventory.
-            return f"Refreshed: {job.result.get('runs', 0):,} runs.", True, job.id
+            prefixes = job.result.get("prefixes") or []
+            what = f" {', '.join(prefixes)};" if prefixes else ""
+            return f"Refreshed:{what} {job.result.get('runs', 0):,} runs.", True, job.id
         return f"Refresh failed: {job.error}", True, no_update
+
+
+def selection_prefix(filters: dict[str, str]) -> str:
+    """Return the subtree a selection names: its leading levels from cid on, joined with '/' ('' for none)."""
+    parts: list[str] = []
+    for level in FILTER_LEVELS:
+        if not filters.get(level):
+            break
+        parts.append(filters[level])
+    return "/".join(parts)
 
 
 def _points(click: dict) -> bool:

@@ -81,7 +81,19 @@ def controls(expected: str | None, threshold: str | None, is_admin: bool) -> dbc
     """Return the expected-samples and threshold inputs, and the admin's refresh button."""
     refresh = (
         [
-            dbc.Button("Refresh inventory", id="cov-refresh", color="secondary", outline=True, size="sm"),
+            dbc.ButtonGroup(
+                [
+                    dbc.Button("Refresh inventory", id="cov-refresh", color="secondary", outline=True, size="sm"),
+                    dbc.Button(
+                        "Refresh selection",
+                        id="cov-refresh-selection",
+                        color="secondary",
+                        outline=True,
+                        size="sm",
+                        title="List only the selected cid/region/… in both buckets and merge it in (seconds)",
+                    ),
+                ]
+            ),
             html.Div(id="cov-refresh-status", className="small text-muted mt-1"),
             dcc.Interval(id="cov-refresh-tick", interval=1000, disabled=True),
         ]

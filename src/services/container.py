@@ -19,6 +19,7 @@ from src.services.data_state import DataStateService
 from src.services.extraction import ExtractionService, ExtractorSettings
 from src.services.frames import FrameService
 from src.services.inventory import CloudInventoryService
+from src.services.inventory_refresh import RefreshProcess
 from src.services.job_handlers import bind_handlers
 from src.services.local_state import LocalStateService
 from src.services.operations import CloudOperationService
@@ -58,6 +59,17 @@ class ServiceContainer:
             snapshot_path=settings.snapshot_path,
             shared=shared_cache,
             refresh_on_query=False,
+            # Listings and builds run in a child process: the worker keeps only the mapped snapshot.
+            refresh_process=RefreshProcess(
+                raw_url=settings.raw_bucket,
+                ml_url=settings.ml_bucket,
+                gcs_retry=(
+                    settings.gcs_retry_deadline,
+                    settings.gcs_retry_initial,
+                    settings.gcs_retry_maximum,
+                    settings.gcs_retry_multiplier,
+                ),
+            ),
         )
         local_state = LocalStateService(settings.data_root)
         data_state = DataStateService(inventory, local_state, settings.expected_samples_per_bag)

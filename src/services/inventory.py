@@ -1,60 +1,94 @@
-"""Index both buckets into a columnar inventory, snapshot it to parquet and answer queries from it."""
+"""Index both buckets into a columnar inventory, kept as memory-mapped Arrow snapshots, and answer queries from it.
+
+The on-disk form and the streaming build are in inventory_store; this module holds the in-memory view (Inventory,
+RunIndex), the refresh that builds or merges a snapshot, and the service every view queries.
+"""
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import dataclasses
-import json
 import os
+import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import structlog
 from cachelib import BaseCache
 
+from src.core.memory import release_memory
 from src.models.coordinate import (
     FILTER_LEVELS,
     HIERARCHY_LEVELS,
-    MAX_PART_LENGTH,
     RunCoordinate,
     validate_part,
 )
 from src.models.state import CloudRawStatus
 from src.services.coverage import RunSelection, TimestampCategories
-from src.services.timestamps import (
-    DATETIME_DTYPE,
-    is_timestamp_sorted,
-    parse_unique_timestamps,
-    timestamp_order,
+from src.services.inventory_store import (
+    BAG,
+    BUCKETS,
+    COUNT_COLUMNS,
+    INFLIGHT,
+    KINDS,
+    PART_ROWS,
+    SAMPLE,
+    SCHEMA_VERSION,
+    SEGMENT_SCHEMA,
+    Progress,
+    RunsData,
+    Snapshot,
+    SnapshotBuilder,
+    SnapshotError,
+    collect_garbage,
+    listing_batches,
+    merge_runs,
+    new_name,
+    open_snapshot,
+    publish,
+    read_pointer,
+    segments_dir,
+    valid_parts,
+    write_ipc,
+    write_snapshot_dir,
 )
+from src.services.timestamps import DATETIME_DTYPE
 from src.storage.base import Bucket, ObjectInfo, StorageError
+
+if TYPE_CHECKING:
+    from src.services.inventory_refresh import RefreshProcess
 
 log = structlog.get_logger(__name__)
 
-SCHEMA_VERSION = 1
-SCHEMA_KEY = b"bagboard.inventory.schema"
-META_KEY = b"bagboard.inventory.meta"
+__all__ = [
+    "BUCKETS",
+    "KINDS",
+    "SCHEMA_VERSION",
+    "CloudInventoryService",
+    "Inventory",
+    "SnapshotError",
+    "build_inventory",
+    "parse_prefix",
+    "read_snapshot",
+    "rebuild",
+    "write_snapshot",
+]
+
 GENERATION_KEY = "inventory:generation"
 STALE_KEY = "inventory:stale"
 ERROR_KEY = "inventory:last_error"
 REFRESH_LOCK_KEY = "inventory:refreshing"
-
-BUCKETS: tuple[str, ...] = ("raw", "ml")
-KINDS: tuple[str, ...] = ("bag", "sample", "label", "other", "inflight")
-BAG, SAMPLE, LABEL, OTHER, INFLIGHT = range(len(KINDS))
-RAW, ML = 0, 1
+TEMPORAL_COLUMNS: tuple[str, ...] = (*HIERARCHY_LEVELS, "ts_parsed", "raw_bags", "ml_samples")
+RUN_COLUMNS: tuple[str, ...] = (*HIERARCHY_LEVELS, "ts_parsed", *COUNT_COLUMNS)
 OBJECT_COLUMNS: tuple[str, ...] = (
     *HIERARCHY_LEVELS,
     "rel_name",
@@ -66,45 +100,9 @@ OBJECT_COLUMNS: tuple[str, ...] = (
     "bucket",
     "kind",
 )
-COUNT_COLUMNS: tuple[str, ...] = (
-    "raw_bags",
-    "raw_bytes",
-    "raw_objects",
-    "ml_samples",
-    "ml_labels",
-    "ml_bytes",
-    "ml_objects",
-)
-TEMPORAL_COLUMNS: tuple[str, ...] = (*HIERARCHY_LEVELS, "ts_parsed", "raw_bags", "ml_samples")
-RUN_COLUMNS: tuple[str, ...] = (*HIERARCHY_LEVELS, "ts_parsed", *COUNT_COLUMNS)
 UNRECOGNISED_SAMPLE = 100
-PROGRESS_EVERY = 10_000
-
-# Suffix rules run on the lower-cased name below the timestamp (RE2 syntax).
-_INFLIGHT_RE = r"\.(active|tmp)$"
-_BAG_RE = r"\.(bag|mcap|db3)$"
-_SAMPLE_RE = r"\.(jpe?g|png)$"
-_LABEL_RE = r"\.(json|txt)$"
-# What validate_part rejects, as one RE2 pattern: '..', '/', '\' and Unicode Cc characters.
-_BAD_PART_RE = r"\.\.|[\x00-\x1f\x7f-\x9f\\/]"
-
-_LISTING_SCHEMA = pa.schema(
-    [
-        ("bucket", pa.string()),
-        ("name", pa.string()),
-        ("size", pa.int64()),
-        ("updated", pa.timestamp("us", tz="UTC")),
-        ("crc32c", pa.string()),
-        ("md5", pa.string()),
-        ("generation", pa.int64()),
-    ]
-)
-
-Progress = Callable[[str, int], None]
-
-
-class SnapshotError(ValueError):
-    """The snapshot file cannot be used (corrupt, foreign or from another schema version)."""
+TS_DEPTH = len(HIERARCHY_LEVELS) - 1
+_valid_parts = valid_parts  # the tests check the vectorised rule against validate_part
 
 
 # -- the inventory ------------------------------------------------------------------------------
@@ -112,162 +110,131 @@ class SnapshotError(ValueError):
 
 @dataclass(frozen=True)
 class Inventory:
-    """Hold one immutable inventory: objects, per-run aggregates and lookups over them."""
+    """Hold one immutable, memory-mapped inventory: per-run arrays, per-object segments and lookups."""
 
-    objects: pd.DataFrame
-    runs: pd.DataFrame
+    snapshot: Snapshot = field(repr=False, compare=False)
+    index: RunIndex = field(repr=False, compare=False)
     unrecognised: list[str]
     unrecognised_count: int
     built_at: datetime
     duration: float
     counts: dict[str, dict[str, int]]
-    index: RunIndex = field(repr=False, compare=False)
 
     @property
     def run_count(self) -> int:
         """Return the number of runs."""
-        return len(self.runs)
+        return self.index.n_runs
 
+    @property
+    def object_count(self) -> int:
+        """Return the number of objects in runs (both buckets)."""
+        return self.snapshot.object_count
 
-def assemble_inventory(
-    objects: pd.DataFrame,
-    *,
-    built_at: datetime,
-    duration: float,
-    unrecognised: list[str],
-    unrecognised_count: int,
-) -> Inventory:
-    """Derive runs, counts and lookups from a sorted objects frame."""
-    objects, ts_parsed = _normalise_categories(objects)
-    runs = _runs_from_objects(objects, ts_parsed)
-    bucket = objects["bucket"].cat.codes.to_numpy()
-    kind = objects["kind"].cat.codes.to_numpy()
-    size = objects["size"].to_numpy()
-    counts: dict[str, dict[str, int]] = {}
-    for code, name in enumerate(BUCKETS):
-        mask = bucket == code
-        kinds = np.bincount(kind[mask], minlength=len(KINDS))
-        counts[name] = {
-            "objects": int(mask.sum()),
-            "bytes": int(size[mask].sum()),
-            **{kind_name: int(n) for kind_name, n in zip(KINDS, kinds, strict=True)},
+    @cached_property
+    def runs(self) -> pd.DataFrame:
+        """Return one row per run in coordinate order (levels as categoricals), every per-run column."""
+        runs = self.snapshot.runs
+        data: dict[str, Any] = {
+            level: pd.Categorical.from_codes(codes, categories=pd.Index(cats, dtype=object))
+            for level, cats, codes in zip(HIERARCHY_LEVELS, runs.cats, runs.codes, strict=True)
         }
+        data["ts_parsed"] = np.asarray(runs.ts_parsed)
+        data.update({name: np.asarray(values) for name, values in runs.numeric.items()})
+        return pd.DataFrame(data)
+
+    @cached_property
+    def objects(self) -> pd.DataFrame:
+        """Materialise every object with its coordinate, in run order (for tests and small inventories only)."""
+        runs = self.snapshot.runs
+        num = runs.numeric
+        lengths = (num["obj_stop"] - num["obj_start"]).astype(np.int64)
+        pieces = [
+            self.snapshot.segments[int(seg)].slice(int(start), int(n))
+            for seg, start, n in zip(num["seg"], num["obj_start"], lengths, strict=True)
+        ]
+        table = pa.concat_tables(pieces) if pieces else SEGMENT_SCHEMA.empty_table()
+        data: dict[str, Any] = {}
+        for level, cats, codes in zip(HIERARCHY_LEVELS, runs.cats, runs.codes, strict=True):
+            data[level] = pd.Categorical.from_codes(np.repeat(codes, lengths), categories=pd.Index(cats, dtype=object))
+        data["rel_name"] = pd.array(table["rel_name"], dtype="str")
+        data["size"] = table["size"].to_numpy()
+        data["updated"] = pd.DatetimeTZDtype("us", "UTC").__from_arrow__(table["updated"])
+        data["crc32c"] = pd.array(table["crc32c"], dtype="str")
+        data["md5"] = pd.array(table["md5"], dtype="str")
+        data["generation"] = pd.Int64Dtype().__from_arrow__(table["generation"])
+        data["bucket"] = pd.Categorical.from_codes(table["bucket"].to_numpy(), categories=list(BUCKETS))
+        data["kind"] = pd.Categorical.from_codes(table["kind"].to_numpy(), categories=list(KINDS))
+        return pd.DataFrame(data)
+
+
+def inventory_of(snapshot: Snapshot) -> Inventory:
+    """Wrap a memory-mapped snapshot with its lookups and totals."""
+    num = snapshot.runs.numeric
+    counts: dict[str, dict[str, int]] = {}
+    for name in BUCKETS:
+        per_kind = {
+            "bag": int(num["raw_bags"].sum()) if name == "raw" else 0,
+            "sample": int(num["ml_samples"].sum()) if name == "ml" else 0,
+            "label": int(num["ml_labels"].sum()) if name == "ml" else 0,
+            "other": int(num[f"{name}_other"].sum()),
+            "inflight": int(num[f"{name}_inflight"].sum()),
+        }
+        counts[name] = {
+            "objects": int(num[f"{name}_objects"].sum()) + per_kind["inflight"],
+            "bytes": int(num[f"{name}_all"].sum()),
+            **per_kind,
+        }
+    meta = snapshot.meta
+    sample = snapshot.unrecognised.slice(0, UNRECOGNISED_SAMPLE).to_pylist()
     return Inventory(
-        objects=objects,
-        runs=runs,
-        unrecognised=unrecognised[:UNRECOGNISED_SAMPLE],
-        unrecognised_count=unrecognised_count,
-        built_at=built_at,
-        duration=duration,
+        snapshot=snapshot,
+        index=RunIndex(snapshot),
+        unrecognised=[str(n) for n in sample],
+        unrecognised_count=len(snapshot.unrecognised),
+        built_at=datetime.fromisoformat(meta["built_at"]),
+        duration=float(meta.get("duration", 0.0)),
         counts=counts,
-        index=RunIndex(objects, runs),
     )
 
 
-def _normalise_categories(objects: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
-    """Order categories lexically (timestamps by the rule) without moving rows; return parsed timestamps."""
-    changed: dict[str, pd.Categorical] = {}
-    ts_parsed = _empty_ts()
-    for level in HIERARCHY_LEVELS:
-        cats = objects[level].cat.categories
-        if level == "timestamp":
-            values = np.asarray(cats, dtype=object)
-            ts_parsed = parse_unique_timestamps(cats)
-            # The snapshot is written in order, so checking is enough on the usual path.
-            if not is_timestamp_sorted(values, ts_parsed):
-                order = timestamp_order(values, ts_parsed)
-                changed[level] = objects[level].cat.reorder_categories(cats[order])
-                ts_parsed = ts_parsed[order]
-        elif not cats.is_monotonic_increasing:
-            changed[level] = objects[level].cat.reorder_categories(cats.sort_values())
-    return (objects.assign(**changed) if changed else objects), ts_parsed
-
-
-def _runs_from_objects(objects: pd.DataFrame, ts_parsed: np.ndarray) -> pd.DataFrame:
-    """Aggregate sorted objects into one row per run with row offsets; ts_parsed is per category."""
-    n = len(objects)
-    codes = [objects[level].cat.codes.to_numpy() for level in HIERARCHY_LEVELS]
-    if n and any((c < 0).any() for c in codes):
-        raise SnapshotError("objects without a full coordinate")
-    change = np.zeros(n, dtype=bool)
-    if n:
-        change[0] = True
-        for c in codes:
-            change[1:] |= c[1:] != c[:-1]
-    starts = np.flatnonzero(change)
-    stops = np.append(starts[1:], n).astype(np.int64) if n else np.zeros(0, dtype=np.int64)
-    run_codes = [c[starts] for c in codes]
-    # Rows must be grouped by run in code order; a run split in two means the rows are unsorted.
-    if len(starts) > 1 and not np.array_equal(np.lexsort(run_codes[::-1]), np.arange(len(starts))):
-        raise SnapshotError("objects are not sorted by coordinate")
-    bucket = objects["bucket"].cat.codes.to_numpy()
-    kind = objects["kind"].cat.codes.to_numpy()
-    size = objects["size"].to_numpy()
-    is_ml = bucket == ML
-    # Within a run raw rows come first; an ml row followed by a raw row means unsorted data.
-    if n > 1 and (is_ml[:-1] & ~is_ml[1:] & ~change[1:]).any():
-        raise SnapshotError("objects are not sorted by bucket within a run")
-
-    def per_run(values: np.ndarray) -> np.ndarray:
-        if not len(starts):
-            return np.zeros(0, dtype=np.int64)
-        return np.add.reduceat(values, starts, dtype=np.int64)
-
-    live = kind != INFLIGHT
-    raw_bag = ~is_ml & (kind == BAG)
-    ml_sample = is_ml & (kind == SAMPLE)
-    ml_label = is_ml & (kind == LABEL)
-    data: dict[str, Any] = {}
-    for level, c, cats in zip(
-        HIERARCHY_LEVELS, run_codes, (objects[lv].cat.categories for lv in HIERARCHY_LEVELS), strict=True
-    ):
-        data[level] = pd.Categorical.from_codes(c, categories=cats)
-    data["ts_parsed"] = ts_parsed[run_codes[-1]] if len(ts_parsed) else _empty_ts()
-    data["raw_bags"] = per_run(raw_bag)
-    data["raw_bytes"] = per_run(np.where(raw_bag, size, 0))
-    data["raw_objects"] = per_run(~is_ml & live)
-    data["ml_samples"] = per_run(ml_sample)
-    data["ml_labels"] = per_run(ml_label)
-    data["ml_bytes"] = per_run(np.where(ml_sample | ml_label, size, 0))
-    data["ml_objects"] = per_run(is_ml & live)
-    data["obj_start"] = starts.astype(np.int64)
-    data["raw_stop"] = starts + per_run(~is_ml)
-    data["obj_stop"] = stops
-    return pd.DataFrame(data)
-
-
-def _empty_ts() -> np.ndarray:
-    """Return an empty datetime column."""
-    return np.zeros(0, dtype=DATETIME_DTYPE)
-
-
 class RunIndex:
-    """Answer prefix queries on the sorted runs table by binary search; no object scans."""
+    """Answer prefix queries on the sorted runs table by binary search; read objects one run at a time."""
 
-    def __init__(self, objects: pd.DataFrame, runs: pd.DataFrame) -> None:
+    def __init__(self, snapshot: Snapshot) -> None:
+        runs = snapshot.runs
         self.n_runs = len(runs)
-        self.codes = [runs[level].cat.codes.to_numpy() for level in HIERARCHY_LEVELS]
-        cats = [runs[level].cat.categories for level in HIERARCHY_LEVELS]
-        self.values = [np.asarray(c, dtype=object) for c in cats]
-        self.arrow_values = [pa.array(v, type=pa.string()) for v in self.values]
-        self.lookup = [{value: code for code, value in enumerate(v)} for v in self.values]
-        self.columns = {name: runs[name].to_numpy() for name in runs.columns if name not in HIERARCHY_LEVELS}
-        self.kind = objects["kind"].cat.codes.to_numpy()
-        self.size = objects["size"].to_numpy()
+        self.codes = list(runs.codes)
+        self.values = list(runs.cats)
+        self.arrow_values = runs.arrow_cats or [pa.array(v, type=pa.string()) for v in self.values]
+        # Hash maps for the levels above the run (thousands of values at most); a timestamp is looked up inside
+        # its parent's span, or by a scan of the arrow strings, so loading never hashes one string per run.
+        self.lookup = [{value: code for code, value in enumerate(v)} for v in self.values[:TS_DEPTH]]
+        self.columns: dict[str, np.ndarray] = {"ts_parsed": runs.ts_parsed, **runs.numeric}
+        self.segments = snapshot.segments
         # What coverage queries need, ready to slice: per-category parsed times and string ranks of timestamps.
         ts_times = np.full(len(self.values[-1]), np.datetime64("NaT"), dtype=DATETIME_DTYPE)
-        ts_times[self.codes[-1]] = self.columns["ts_parsed"]
+        ts_times[self.codes[-1]] = runs.ts_parsed
         self.timestamps = TimestampCategories(self.values[-1], ts_times)
-        self.raw_bags = self.columns["raw_bags"].astype(np.int64, copy=False)
-        self.ml_samples = self.columns["ml_samples"].astype(np.int64, copy=False)
-        rel = pa.array(objects["rel_name"].array)  # zero-copy view of the arrow-backed strings
-        self.rel = rel if isinstance(rel, pa.ChunkedArray) else pa.chunked_array([rel], type=rel.type)
+        self.raw_bags = self.columns["raw_bags"]
+        self.ml_samples = self.columns["ml_samples"]
         self._children: dict[tuple[int, tuple[str, ...]], list[str]] = {}
+
+    def code(self, depth: int, value: str) -> int | None:
+        """Return value's code at depth, or None when no run has it."""
+        if depth < TS_DEPTH:
+            return self.lookup[depth].get(value)
+        found = pc.index(self.arrow_values[depth], pa.scalar(value, pa.string())).as_py()
+        return None if found is None or found < 0 else int(found)
 
     def span(self, prefix: tuple[str, ...]) -> tuple[int, int]:
         """Return the run rows [lo, hi) whose leading levels equal prefix."""
         lo, hi = 0, self.n_runs
         for depth, value in enumerate(prefix):
+            if depth == TS_DEPTH:
+                # Runs of one parent are few: compare their timestamp names instead of looking the code up.
+                names = self.values[depth][self.codes[depth][lo:hi]]
+                hits = np.flatnonzero(names == value)
+                return (lo + int(hits[0]), lo + int(hits[-1]) + 1) if len(hits) else (0, 0)
             code = self.lookup[depth].get(value)
             if code is None:
                 return 0, 0
@@ -284,6 +251,13 @@ class RunIndex:
         """Return the runs row of coord, or None."""
         lo, hi = self.span(coord.to_path_tuple())
         return lo if hi > lo else None
+
+    def objects(self, row: int, bucket_type: str) -> pa.Table:
+        """Return the run's objects in one bucket (a zero-copy slice of its segment), sorted by name."""
+        cols = self.columns
+        start = int(cols["obj_start"][row] if bucket_type == "raw" else cols["raw_stop"][row])
+        stop = int(cols["raw_stop"][row] if bucket_type == "raw" else cols["obj_stop"][row])
+        return self.segments[int(cols["seg"][row])].slice(start, stop - start)
 
     def children(self, depth: int, parent: tuple[str, ...]) -> list[str]:
         """Return the distinct values at depth below parent, in category order (memoised)."""
@@ -338,8 +312,8 @@ class RunIndex:
             return lo, hi, None
         rows = np.arange(lo, hi)
         for depth in rest:
-            code = self.lookup[depth].get(filters[HIERARCHY_LEVELS[depth]], -1)
-            rows = rows[self.codes[depth][rows] == code]
+            code = self.code(depth, filters[HIERARCHY_LEVELS[depth]])
+            rows = rows[self.codes[depth][rows] == (-1 if code is None else code)]
         return lo, hi, rows
 
     def frame(self, rows: np.ndarray, columns: Iterable[str]) -> pd.DataFrame:
@@ -355,65 +329,139 @@ class RunIndex:
         return pd.DataFrame(data)
 
 
-# -- building -----------------------------------------------------------------------------------
+# -- building, reading and writing snapshots ----------------------------------------------------
 
 
-def list_bucket(label: str, bucket: Bucket, progress: Progress | None = None) -> tuple[pa.Table, list[str]]:
-    """List every object of bucket into a listing table; also return names arrow cannot encode."""
-    names: list[str] = []
-    sizes: list[int] = []
-    updated: list[datetime | None] = []
-    crcs: list[str | None] = []
-    md5s: list[str | None] = []
-    generations: list[int | None] = []
-    for info in bucket.iter_objects(""):
-        names.append(info.name)
-        sizes.append(info.size)
-        updated.append(info.updated)
-        crcs.append(info.crc32c)
-        md5s.append(info.md5)
-        generations.append(info.generation)
-        if progress is not None and len(names) % PROGRESS_EVERY == 0:
-            progress(f"listing {label} bucket", len(names))
+def parse_prefix(prefix: str | Sequence[str]) -> tuple[str, ...]:
+    """Validate a subtree ('cid/regionid/…', one to six levels) and return its parts."""
+    parts = tuple(p for p in prefix.strip("/").split("/")) if isinstance(prefix, str) else tuple(prefix)
+    if not parts or parts == ("",) or len(parts) > len(HIERARCHY_LEVELS):
+        raise ValueError(f"a prefix has 1 to {len(HIERARCHY_LEVELS)} levels (cid/regionid/…), got {prefix!r}")
+    for level, value in zip(HIERARCHY_LEVELS, parts, strict=False):
+        validate_part(level, value)
+    return parts
+
+
+def _outermost(prefixes: Iterable[tuple[str, ...]]) -> list[tuple[str, ...]]:
+    """Drop prefixes that lie under another one of the set (their listing is already included)."""
+    unique = sorted(set(prefixes), key=len)
+    kept: list[tuple[str, ...]] = []
+    for prefix in unique:
+        if not any(prefix[: len(k)] == k for k in kept):
+            kept.append(prefix)
+    return sorted(kept)
+
+
+def rebuild(
+    buckets: Mapping[str, Bucket],
+    pointer: Path,
+    *,
+    built_at: datetime,
+    prefixes: Sequence[tuple[str, ...]] | None = None,
+    base: Inventory | None = None,
+    progress: Progress | None = None,
+    part_rows: int = PART_ROWS,
+) -> str:
+    """List (all, or the prefixes merged into base), write a snapshot beside the current one, publish it.
+
+    Raises StorageError (message names the bucket) when a listing fails; nothing is published then.
+    """
+    t0 = time.perf_counter()
+    root = Path(pointer).parent
+    segments_dir(root).mkdir(parents=True, exist_ok=True)
+    collect_garbage(root, keep=[p.name for p in root.glob("snap-*")])  # leftovers of crashed builds only
+    subtree = prefixes is not None and base is not None
+    paths = [""] if not subtree else ["/".join(p) + "/" for p in _outermost(prefixes or [])]
+
+    def batches() -> Iterator[tuple[pa.RecordBatch, list[str]]]:
+        for label, bucket in buckets.items():
+            for path in paths:
+                try:
+                    yield from listing_batches(label, bucket, path, progress)
+                except StorageError as exc:
+                    detail = _one_line(str(exc)) or type(exc).__name__
+                    raise _same_kind(exc, f"cannot list the {label} bucket ({bucket.url}): {detail}") from exc
+
+    fresh, segment_name, rejected = build_segment(batches(), root, progress=progress, part_rows=part_rows)
+    if subtree:
+        assert base is not None
+        runs, segment_names, unrecognised = _merge(base, _outermost(prefixes or []), fresh, segment_name, rejected)
+        meta = {"built_at": base.built_at.isoformat(), "refreshed_at": built_at.isoformat(), "prefixes": paths}
+    else:
+        runs, segment_names, unrecognised = fresh, [segment_name], rejected
+        meta = {"built_at": built_at.isoformat()}
+    meta["duration"] = time.perf_counter() - t0
     if progress is not None:
-        progress(f"listed {label} bucket", len(names))
-    bad: list[str] = []
-    try:
-        name_array = pa.array(names, type=pa.string())
-    except (UnicodeError, pa.ArrowException):
-        # Undecodable file names (surrogate escapes) cannot be keys; report, never crash.
-        keep = [_encodable(n) for n in names]
-        bad = [
-            f"{label}:{n.encode('utf-8', 'backslashreplace').decode()}"
-            for n, k in zip(names, keep, strict=True)
-            if not k
-        ]
-        names, sizes, updated, crcs, md5s, generations = (
-            [v for v, k in zip(col, keep, strict=True) if k] for col in (names, sizes, updated, crcs, md5s, generations)
-        )
-        name_array = pa.array(names, type=pa.string())
-    table = pa.table(
-        [
-            pa.array([label] * len(names), type=pa.string()),
-            name_array,
-            pa.array(sizes, type=pa.int64()),
-            pa.array(updated, type=pa.timestamp("us", tz="UTC")),
-            pa.array(crcs, type=pa.string()),
-            pa.array(md5s, type=pa.string()),
-            pa.array(generations, type=pa.int64()),
-        ],
-        schema=_LISTING_SCHEMA,
-    )
-    return table, bad
+        progress("writing snapshot", int((runs.numeric["obj_stop"] - runs.numeric["obj_start"]).sum()))
+    return publish_build(pointer, runs, segment_names, unrecognised, meta)
 
 
-def _encodable(name: str) -> bool:
-    """Tell whether name is valid UTF-8 text."""
+def build_segment(
+    batches: Iterable[tuple[pa.RecordBatch | pa.Table, list[str]]],
+    root: Path,
+    *,
+    progress: Progress | None = None,
+    part_rows: int = PART_ROWS,
+) -> tuple[RunsData, str, pa.Array]:
+    """Stream listing batches into a new segment under root; return its runs, its file name and the rejected names."""
+    work = root / f".{new_name('build')}"
+    segment_name = new_name("seg") + ".arrow"
     try:
-        name.encode("utf-8")
-    except UnicodeError:
-        return False
-    return True
+        builder = SnapshotBuilder(work, part_rows)
+        for batch, bad in batches:
+            builder.add(batch, bad)
+        if progress is not None:
+            progress("building inventory", builder.rows)
+        runs = builder.finish(segments_dir(root) / segment_name, progress=progress)
+        return runs, segment_name, builder.rejected()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def publish_build(
+    pointer: Path, runs: RunsData, segment_names: list[str], unrecognised: pa.Array, meta: dict[str, Any]
+) -> str:
+    """Write a snapshot beside the current one and publish it; return its name."""
+    root = Path(pointer).parent
+    previous = _current_name(pointer)
+    name = write_snapshot_dir(root, runs, segment_names, unrecognised, meta)
+    publish(pointer, name)
+    # Keep the previous snapshot too: a worker may be between reading the pointer and mapping the files.
+    collect_garbage(root, keep=[name, *([previous] if previous else [])])
+    return name
+
+
+def _merge(
+    base: Inventory, prefixes: list[tuple[str, ...]], fresh: RunsData, segment_name: str, rejected: pa.Array
+) -> tuple[RunsData, list[str], pa.Array]:
+    """Replace the runs under prefixes in base by fresh; keep the segments still used."""
+    index = base.index
+    drop = np.zeros(index.n_runs, dtype=bool)
+    for prefix in prefixes:
+        lo, hi = index.span(prefix)
+        drop[lo:hi] = True
+    kept_segments = np.unique(np.asarray(index.columns["seg"])[~drop])
+    seg_map = np.full(len(base.snapshot.segment_names), -1, dtype=np.int64)
+    seg_map[kept_segments] = np.arange(len(kept_segments))
+    names = [base.snapshot.segment_names[i] for i in kept_segments] + [segment_name]
+    fresh.numeric["seg"] = np.full(len(fresh), len(kept_segments), dtype=np.int32)
+    runs = merge_runs(base.snapshot.runs, drop, fresh, seg_map)
+    old = base.snapshot.unrecognised
+    if len(old):
+        under = np.zeros(len(old), dtype=bool)
+        for label in BUCKETS:
+            for prefix in prefixes:
+                under |= np.asarray(pc.starts_with(old, f"{label}:{'/'.join(prefix)}/").to_numpy(zero_copy_only=False))
+        old = old.filter(pa.array(~under))
+    return runs, names, pa.concat_arrays([old.cast(pa.string()), rejected.cast(pa.string())])
+
+
+def _current_name(pointer: Path) -> str | None:
+    """Return the snapshot the pointer names, or None when there is no usable pointer."""
+    try:
+        return read_pointer(pointer)
+    except (OSError, SnapshotError):
+        return None
 
 
 def build_inventory(
@@ -422,266 +470,52 @@ def build_inventory(
     built_at: datetime,
     duration: float = 0.0,
     unrecognised: Iterable[str] = (),
+    part_rows: int = PART_ROWS,
 ) -> Inventory:
-    """Turn a listing (bucket, name, size, updated, crc32c, md5, generation) into an Inventory."""
-    table = _listing_table(listing)
-    table = table.filter(pc.invert(pc.ends_with(table["name"], "/")))  # folder placeholders
-    parts = pc.split_pattern(table["name"], "/", max_splits=len(HIERARCHY_LEVELS))
-    deep = pc.equal(pc.list_value_length(parts), len(HIERARCHY_LEVELS) + 1)
-    rejected = [table.filter(pc.invert(deep))]
-    table, parts = table.filter(deep), parts.filter(deep)
-
-    coord = pc.binary_join(pc.list_slice(parts, 0, len(HIERARCHY_LEVELS)), "/")
-    encoded = pc.dictionary_encode(coord).combine_chunks()
-    run_of_row = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-    coord_parts = pc.split_pattern(encoded.dictionary, "/")
-    level_values = [pc.list_element(coord_parts, i) for i in range(len(HIERARCHY_LEVELS))]
-    valid_run = np.ones(len(encoded.dictionary), dtype=bool)
-    for values in level_values:
-        valid_run &= _valid_parts(values)
-    keep_row = valid_run[run_of_row] if len(run_of_row) else np.zeros(0, dtype=bool)
-    rejected.append(table.filter(pa.array(~keep_row)))
-    table, parts = table.filter(pa.array(keep_row)), parts.filter(pa.array(keep_row))
-    new_id = np.cumsum(valid_run) - 1  # compact run ids over the valid coordinates
-    run_of_row = new_id[run_of_row[keep_row]]
-    level_values = [v.filter(pa.array(valid_run)) for v in level_values]
-
-    categories, run_level_codes = _level_categories(level_values)
-    run_order = np.lexsort(run_level_codes[::-1]) if run_level_codes[0].size else np.zeros(0, np.int64)
-    run_rank = np.empty(len(run_order), dtype=np.int64)
-    run_rank[run_order] = np.arange(len(run_order))
-
-    rel = pc.list_element(parts, len(HIERARCHY_LEVELS))
-    bucket_code = _bucket_codes(table["bucket"])
-    order_table = pa.table({"run": run_rank[run_of_row], "bucket": bucket_code, "rel": rel})
-    order = pc.sort_indices(
-        order_table, sort_keys=[("run", "ascending"), ("bucket", "ascending"), ("rel", "ascending")]
-    )
-    table = table.take(order)
-    rel = rel.take(order)
-    row_run = run_rank[run_of_row][order.to_numpy()]
-    bucket_code = bucket_code[order.to_numpy()]
-    kind = _classify(rel, bucket_code, row_run)
-
-    sorted_codes = [c[run_order] for c in run_level_codes]
-    columns: dict[str, pa.Array | pa.ChunkedArray] = {}
-    for level, cats, codes in zip(HIERARCHY_LEVELS, categories, sorted_codes, strict=True):
-        columns[level] = pa.DictionaryArray.from_arrays(
-            pa.array(codes[row_run].astype(np.int32)), pa.array(cats, type=pa.string())
+    """Turn a listing (bucket, name, size, updated, crc32c, md5, generation) into a mapped Inventory."""
+    with tempfile.TemporaryDirectory(prefix="bagboard-inventory-") as tmp:
+        root = Path(tmp)
+        segments_dir(root).mkdir()
+        builder = SnapshotBuilder(root / "build", part_rows)
+        builder.add(listing, unrecognised)
+        runs = builder.finish(segments_dir(root) / "seg-0.arrow")
+        name = write_snapshot_dir(
+            root, runs, ["seg-0.arrow"], builder.rejected(), {"built_at": built_at.isoformat(), "duration": duration}
         )
-    columns["rel_name"] = rel
-    for name in ("size", "updated", "crc32c", "md5", "generation"):
-        columns[name] = table[name]
-    columns["bucket"] = pa.DictionaryArray.from_arrays(pa.array(bucket_code.astype(np.int8)), pa.array(BUCKETS))
-    columns["kind"] = pa.DictionaryArray.from_arrays(pa.array(kind), pa.array(KINDS))
-    objects = _frame_from_table(pa.table(columns))
-
-    bad = pa.concat_tables(rejected)
-    extra = list(unrecognised)
-    return assemble_inventory(
-        objects,
-        built_at=built_at,
-        duration=duration,
-        unrecognised=(extra + _sample_names(bad))[:UNRECOGNISED_SAMPLE],
-        unrecognised_count=len(extra) + bad.num_rows,
-    )
+        # The mappings outlive the unlinked files, so the temporary directory can go now.
+        return inventory_of(open_snapshot(root, name))
 
 
-def _level_categories(level_values: list[pa.Array]) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Return per level the categories in display order and each run's code into them."""
-    categories: list[np.ndarray] = []
-    run_level_codes: list[np.ndarray] = []
-    for level, values in zip(HIERARCHY_LEVELS, level_values, strict=True):
-        codes, uniques = pd.factorize(np.asarray(values.to_numpy(zero_copy_only=False), dtype=object))
-        uniques = np.asarray(uniques, dtype=object)
-        if level == "timestamp":
-            order = timestamp_order(uniques, parse_unique_timestamps(uniques))
-        else:
-            order = np.argsort(uniques, kind="stable")
-        rank = np.empty(len(order), dtype=np.int64)
-        rank[order] = np.arange(len(order))
-        categories.append(uniques[order])
-        run_level_codes.append(rank[codes])
-    return categories, run_level_codes
+def write_snapshot(inventory: Inventory, pointer: Path) -> None:
+    """Write inventory as the current snapshot under pointer's directory (segments copied, then published)."""
+    root = Path(pointer).parent
+    segments_dir(root).mkdir(parents=True, exist_ok=True)
+    names = []
+    for table in inventory.snapshot.segments:
+        name = new_name("seg") + ".arrow"
+        tmp = segments_dir(root) / f".{name}.tmp"
+        write_ipc(tmp, table)
+        os.replace(tmp, segments_dir(root) / name)
+        names.append(name)
+    snap = inventory.snapshot
+    meta = {k: v for k, v in snap.meta.items() if k not in ("schema", "segments")}
+    publish(pointer, write_snapshot_dir(root, snap.runs, names, snap.unrecognised, meta))
 
 
-def _sample_names(rejected: pa.Table) -> list[str]:
-    """Return the first rejected objects as 'bucket:name'."""
-    head = rejected.slice(0, UNRECOGNISED_SAMPLE)
-    pairs = zip(head["bucket"].to_pylist(), head["name"].to_pylist(), strict=True)
-    return [f"{bucket}:{name}" for bucket, name in pairs]
-
-
-def _listing_table(listing: pa.Table | pd.DataFrame) -> pa.Table:
-    """Return listing as an arrow table with the listing schema."""
-    if isinstance(listing, pd.DataFrame):
-        listing = pa.Table.from_pandas(listing[list(_LISTING_SCHEMA.names)], preserve_index=False)
-    return listing.select(list(_LISTING_SCHEMA.names)).cast(_LISTING_SCHEMA)
-
-
-def _bools(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """Return a boolean numpy array, nulls as False."""
-    return np.asarray(pc.fill_null(values, False).to_numpy(zero_copy_only=False), dtype=bool)
-
-
-def _valid_parts(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """Vectorised validate_part: True where the value is a safe single path segment."""
-    length = pc.utf8_length(values)
-    ok = pc.and_(pc.greater_equal(length, 1), pc.less_equal(length, MAX_PART_LENGTH))
-    ok = pc.and_(ok, pc.invert(pc.match_substring_regex(values, _BAD_PART_RE)))
-    ok = pc.and_(ok, pc.not_equal(values, "."))
-    return _bools(ok)
-
-
-def _bucket_codes(buckets: pa.ChunkedArray) -> np.ndarray:
-    """Map bucket labels to codes, refusing unknown labels."""
-    is_ml = _bools(pc.equal(buckets, "ml"))
-    is_raw = _bools(pc.equal(buckets, "raw"))
-    if not (is_ml | is_raw).all():
-        raise ValueError("listing bucket labels must be 'raw' or 'ml'")
-    return is_ml.astype(np.int8)
-
-
-def _classify(rel: pa.ChunkedArray, bucket: np.ndarray, run: np.ndarray) -> np.ndarray:
-    """Return kind codes: bags (raw), samples and their sidecar labels (ml), in-flight, other."""
-    lower = pc.utf8_lower(rel)
-    is_ml = bucket == ML
-    inflight = _bools(pc.match_substring_regex(lower, _INFLIGHT_RE))
-    bag = ~is_ml & ~inflight & _bools(pc.match_substring_regex(lower, _BAG_RE))
-    sample = is_ml & ~inflight & _bools(pc.match_substring_regex(lower, _SAMPLE_RE))
-    label_ext = is_ml & ~inflight & _bools(pc.match_substring_regex(lower, _LABEL_RE))
-    label = np.zeros(len(bucket), dtype=bool)
-    if sample.any() and label_ext.any():
-        s_idx, l_idx = np.flatnonzero(sample), np.flatnonzero(label_ext)
-        n_s = len(s_idx)
-        names = rel.take(np.concatenate([s_idx, l_idx])).combine_chunks()
-        base = pc.replace_substring_regex(names, r"(?s)^.*/", "")
-        stem = pc.replace_substring_regex(base, r"\.[^.]*$", "")
-        # A sidecar matches a sample of the same run by stem ('a.json' for 'a.jpg') or by
-        # full name ('a.jpg.json'); strings become integer keys so matching is one hash lookup.
-        keys = pa.concat_arrays([stem.slice(0, n_s), base.slice(0, n_s), stem.slice(n_s)])
-        codes = pc.dictionary_encode(keys).indices.to_numpy(zero_copy_only=False).astype(np.int64)
-        width = int(codes.max()) + 1
-        sample_keys = np.concatenate([run[s_idx], run[s_idx]]) * width + codes[: 2 * n_s]
-        label_keys = run[l_idx] * width + codes[2 * n_s :]
-        label[l_idx[pd.Series(label_keys).isin(sample_keys).to_numpy()]] = True
-    kind = np.full(len(bucket), OTHER, dtype=np.int8)
-    kind[bag] = BAG
-    kind[sample] = SAMPLE
-    kind[label] = LABEL
-    kind[inflight] = INFLIGHT
-    return kind
-
-
-def _frame_from_table(table: pa.Table) -> pd.DataFrame:
-    """Convert an objects arrow table (built or read back) into the objects frame."""
-    missing = [name for name in OBJECT_COLUMNS if name not in table.column_names]
-    if missing:
-        raise SnapshotError(f"missing columns {', '.join(missing)}")
-    data: dict[str, Any] = {}
-    for level in HIERARCHY_LEVELS:
-        data[level] = _categorical(table[level], None)
-    data["rel_name"] = _strings(table["rel_name"])
-    data["size"] = table["size"].cast(pa.int64()).to_numpy()
-    data["updated"] = pd.DatetimeTZDtype("us", "UTC").__from_arrow__(
-        table["updated"].cast(pa.timestamp("us", tz="UTC"))
-    )
-    data["crc32c"] = _strings(table["crc32c"])
-    data["md5"] = _strings(table["md5"])
-    data["generation"] = pd.Int64Dtype().__from_arrow__(table["generation"].cast(pa.int64()))
-    data["bucket"] = _categorical(table["bucket"], BUCKETS)
-    data["kind"] = _categorical(table["kind"], KINDS)
-    for level in HIERARCHY_LEVELS:
-        if (data[level].codes < 0).any():
-            raise SnapshotError(f"null {level} values")
-    if data["rel_name"].isna().any():
-        raise SnapshotError("null rel_name values")
-    return pd.DataFrame(data, copy=False)
-
-
-def _categorical(column: pa.ChunkedArray, categories: tuple[str, ...] | None) -> pd.Categorical:
-    """Return column as a Categorical, with exactly categories when given."""
-    if not pa.types.is_dictionary(column.type):
-        column = pc.dictionary_encode(column)
-    result = column.to_pandas().array
-    if categories is not None:
-        result = result.set_categories(list(categories))
-        if (result.codes < 0).any():
-            raise SnapshotError(f"values outside {categories}")
-    return result
-
-
-def _strings(column: pa.ChunkedArray) -> pd.api.extensions.ExtensionArray:
-    """Return column as a pandas str array backed by arrow (no Python objects)."""
-    if pa.types.is_dictionary(column.type):
-        column = column.cast(pa.string())
-    return pd.array(column, dtype="str")
-
-
-# -- snapshot -----------------------------------------------------------------------------------
-
-
-def write_snapshot(inventory: Inventory, path: Path) -> None:
-    """Write the objects table to path atomically (temp file in the same directory, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    table = pa.Table.from_pandas(inventory.objects[list(OBJECT_COLUMNS)], preserve_index=False)
-    meta = {
-        "built_at": inventory.built_at.isoformat(),
-        "duration": inventory.duration,
-        "unrecognised": inventory.unrecognised,
-        "unrecognised_count": inventory.unrecognised_count,
-    }
-    table = table.replace_schema_metadata(
-        {SCHEMA_KEY: str(SCHEMA_VERSION).encode(), META_KEY: json.dumps(meta).encode()}
-    )
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            pq.write_table(table, out, compression="zstd", row_group_size=max(1, len(table)))
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-
-
-def read_snapshot(path: Path) -> Inventory:
-    """Read a snapshot; raise FileNotFoundError if absent and SnapshotError if unusable."""
-    if not path.exists():
-        raise FileNotFoundError(path)
-    try:
-        # One open file for the version check and the data, so a concurrent replace cannot mix
-        # them. Memory-mapping without pre-buffering keeps compressed pages out of the heap.
-        with pq.ParquetFile(path, memory_map=True, pre_buffer=False) as parquet:
-            meta = parquet.schema_arrow.metadata or {}
-            version = meta.get(SCHEMA_KEY)
-            if version != str(SCHEMA_VERSION).encode():
-                raise SnapshotError(f"schema version {version!r}, expected {SCHEMA_VERSION}")
-            info = json.loads(meta[META_KEY])
-            frame = _frame_from_table(parquet.read(columns=list(OBJECT_COLUMNS)))
-        inventory = assemble_inventory(
-            frame,
-            built_at=datetime.fromisoformat(info["built_at"]),
-            duration=float(info["duration"]),
-            unrecognised=[str(n) for n in info["unrecognised"]],
-            unrecognised_count=int(info["unrecognised_count"]),
-        )
-    except SnapshotError:
-        raise
-    except Exception as exc:  # any failure to parse means the file is unusable, not a crash
-        raise SnapshotError(f"{type(exc).__name__}: {_one_line(str(exc))}") from exc
+def read_snapshot(pointer: Path) -> Inventory:
+    """Map the current snapshot; raise FileNotFoundError if there is none and SnapshotError if unusable."""
+    pointer = Path(pointer)
+    for attempt in range(3):
+        name = read_pointer(pointer)  # FileNotFoundError propagates: no snapshot yet
+        try:
+            inventory = inventory_of(open_snapshot(pointer.parent, name))
+            break
+        except SnapshotError:
+            # Refreshes may have published (and collected this one) between reading the pointer and mapping it.
+            if attempt == 2 or read_pointer(pointer) == name:
+                raise
     release_memory()
     return inventory
-
-
-def release_memory() -> None:
-    """Hand freed buffers back to the OS so a worker's RSS reflects the data it keeps."""
-    # Decoding 1M rows allocates and frees ~150 MB; arrow's pool and glibc both keep freed
-    # pages by default, which would otherwise stay charged to every gunicorn worker.
-    pa.default_memory_pool().release_unused()
-    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _file_identity(path: Path) -> tuple[int, int, int] | None:
@@ -696,6 +530,14 @@ def _file_identity(path: Path) -> tuple[int, int, int] | None:
 def _one_line(text: str) -> str:
     """Return the first non-empty line of text."""
     return next((line.strip() for line in text.splitlines() if line.strip()), "")[:300]
+
+
+def _same_kind(exc: StorageError, message: str) -> StorageError:
+    """Return a StorageError of exc's class carrying message."""
+    try:
+        return type(exc)(message)
+    except Exception:  # a subclass with a different constructor
+        return StorageError(message)
 
 
 # -- the service --------------------------------------------------------------------------------
@@ -715,10 +557,15 @@ class CloudInventoryService:
         retry_interval: float = 60.0,
         refresh_lock_timeout: int = 1800,
         refresh_on_query: bool = True,
+        refresh_process: RefreshProcess | None = None,
+        part_rows: int = PART_ROWS,
     ) -> None:
         # A web app passes refresh_on_query=False: a query must never wait minutes for a listing,
         # so refreshes run from the CLI or a background job instead.
         self._refresh_on_query = refresh_on_query
+        # With a refresh process, listings and builds run in a child process: a web worker never holds a build.
+        self._process = refresh_process
+        self._part_rows = part_rows
         self._buckets = {"raw": raw_bucket, "ml": ml_bucket}
         self._path = Path(snapshot_path)
         self._shared = shared
@@ -763,12 +610,24 @@ class CloudInventoryService:
                 return refreshed if refreshed is not None else inventory
         return inventory
 
-    def refresh_inventory(self, progress: Progress | None = None) -> Inventory:
-        """List both buckets, rebuild, write the snapshot and bump the shared generation."""
+    def refresh_inventory(
+        self,
+        progress: Progress | None = None,
+        prefixes: Iterable[str | Sequence[str]] | None = None,
+        *,
+        in_process: bool = False,
+    ) -> Inventory:
+        """List both buckets (or only the prefixes, merged in), write a snapshot and bump the shared generation.
+
+        With a refresh process configured the work runs in a child process unless in_process (the CLI).
+        """
+        parsed = None if prefixes is None else [parse_prefix(p) for p in prefixes]
+        if parsed is not None and not parsed:
+            raise ValueError("no prefix to refresh")
         token = self._take_refresh_lock()
         try:
             with self._refresh_lock:
-                return self._refresh(progress)
+                return self._refresh(progress, parsed, in_process=in_process)
         finally:
             self._release_refresh_lock(token)
 
@@ -812,6 +671,8 @@ class CloudInventoryService:
                 last_refresh_duration=None,
                 unrecognised_count=0,
                 unrecognised_sample=[],
+                snapshot=None,
+                segments=0,
             )
             return info
         info.update(
@@ -824,6 +685,8 @@ class CloudInventoryService:
             last_refresh_duration=inventory.duration,
             unrecognised_count=inventory.unrecognised_count,
             unrecognised_sample=list(inventory.unrecognised),
+            snapshot=inventory.snapshot.name,
+            segments=len(inventory.snapshot.segment_names),  # grows with subtree refreshes; a full one compacts
         )
         return info
 
@@ -860,9 +723,9 @@ class CloudInventoryService:
             return bool(count.any())
         if hi - lo != 1 or not count[0]:
             return False
-        start, stop = self._bucket_slice(index, lo, bucket_type)
+        objects = index.objects(lo, bucket_type)
         rel = "/".join(path[len(HIERARCHY_LEVELS) :])
-        for name, kind in zip(index.rel.slice(start, stop - start).to_pylist(), index.kind[start:stop], strict=True):
+        for name, kind in zip(objects["rel_name"].to_pylist(), objects["kind"].to_pylist(), strict=True):
             if kind != INFLIGHT and (name == rel or name.startswith(rel + "/")):
                 return True
         return False
@@ -875,14 +738,14 @@ class CloudInventoryService:
         if inventory is None or row is None:
             return CloudRawStatus(exists=False, bag_count=0, bag_names=[], total_size=0)
         index = inventory.index
-        start, stop = self._bucket_slice(index, row, "raw")
-        bags = np.flatnonzero(index.kind[start:stop] == BAG)
-        names = index.rel.slice(start, stop - start).take(pa.array(bags)).to_pylist()
+        objects = index.objects(row, "raw")
+        bags = np.flatnonzero(objects["kind"].to_numpy() == BAG)
+        names = objects["rel_name"].take(pa.array(bags)).to_pylist()
         return CloudRawStatus(
             exists=bool(index.columns["raw_objects"][row]),
             bag_count=len(names),
             bag_names=names,
-            total_size=int(index.size[start:stop][bags].sum()),
+            total_size=int(objects["size"].to_numpy()[bags].sum()),
         )
 
     def get_raw_objects(self, coord: RunCoordinate | str) -> list[ObjectInfo]:
@@ -897,13 +760,13 @@ class CloudInventoryService:
         if inventory is None or row is None:
             return {"sample_count": 0, "label_count": 0, "total_size": 0, "sample_names": []}
         index = inventory.index
-        start, stop = self._bucket_slice(index, row, "ml")
-        samples = np.flatnonzero(index.kind[start:stop] == SAMPLE)
+        objects = index.objects(row, "ml")
+        samples = np.flatnonzero(objects["kind"].to_numpy() == SAMPLE)
         return {
             "sample_count": int(index.columns["ml_samples"][row]),
             "label_count": int(index.columns["ml_labels"][row]),
             "total_size": int(index.columns["ml_bytes"][row]),
-            "sample_names": index.rel.slice(start, stop - start).take(pa.array(samples)).to_pylist(),
+            "sample_names": objects["rel_name"].take(pa.array(samples)).to_pylist(),
         }
 
     def get_coordinate_cloud_state(self, coord: RunCoordinate | str) -> dict[str, Any]:
@@ -955,44 +818,19 @@ class CloudInventoryService:
         return index.frame(index.rows(clean), columns)
 
     def _objects_of(self, coord: RunCoordinate, bucket_type: str) -> list[ObjectInfo]:
-        """Rebuild ObjectInfo for the live objects of one run in one bucket."""
+        """Rebuild ObjectInfo for the live objects of one run in one bucket (reads only that run's pages)."""
         inventory = self._current()
         row = inventory.index.run_row(coord) if inventory else None
         if inventory is None or row is None:
             return []
-        start, stop = self._bucket_slice(inventory.index, row, bucket_type)
-        chunk = inventory.objects.iloc[start:stop]
-        chunk = chunk[chunk["kind"].cat.codes.to_numpy() != INFLIGHT]
+        objects = inventory.index.objects(row, bucket_type)
+        objects = objects.filter(pc.not_equal(objects["kind"], INFLIGHT))
         prefix = coord.to_path_str() + "/"
-        result = []
-        for rel, size, updated, crc, md5, generation in zip(
-            chunk["rel_name"].tolist(),
-            chunk["size"].tolist(),
-            chunk["updated"].tolist(),
-            chunk["crc32c"].tolist(),
-            chunk["md5"].tolist(),
-            chunk["generation"].tolist(),
-            strict=True,
-        ):
-            result.append(
-                ObjectInfo(
-                    name=prefix + rel,
-                    size=int(size),
-                    updated=None if pd.isna(updated) else updated.to_pydatetime().astimezone(UTC),
-                    crc32c=None if pd.isna(crc) else crc,
-                    md5=None if pd.isna(md5) else md5,
-                    generation=None if pd.isna(generation) else int(generation),
-                )
-            )
-        return result
-
-    @staticmethod
-    def _bucket_slice(index: RunIndex, row: int, bucket_type: str) -> tuple[int, int]:
-        """Return the object rows [start, stop) of one run in one bucket."""
-        cols = index.columns
-        if bucket_type == "raw":
-            return int(cols["obj_start"][row]), int(cols["raw_stop"][row])
-        return int(cols["raw_stop"][row]), int(cols["obj_stop"][row])
+        columns = (objects[name].to_pylist() for name in ("rel_name", "size", "updated", "crc32c", "md5", "generation"))
+        return [
+            ObjectInfo(name=prefix + rel, size=int(size), updated=updated, crc32c=crc, md5=md5, generation=generation)
+            for rel, size, updated, crc, md5, generation in zip(*columns, strict=True)
+        ]
 
     def _current(self) -> Inventory | None:
         """Return the inventory for a query (building or refreshing it only if queries may)."""
@@ -1045,14 +883,17 @@ class CloudInventoryService:
         marked_after_error = ((self._stale or {}).get("marked_at") or 0) > self._error.get("at", 0)
         return marked_after_error or self._clock() - self._error.get("at", 0) >= self._retry_interval
 
-    def refresh_if_idle(self, progress: Progress | None = None) -> Inventory | None:
-        """Refresh unless another worker holds the refresh lock (then return None)."""
+    def refresh_if_idle(
+        self, progress: Progress | None = None, prefixes: Iterable[str | Sequence[str]] | None = None
+    ) -> Inventory | None:
+        """Refresh (everything, or only prefixes) unless another worker holds the refresh lock (then return None)."""
+        parsed = None if prefixes is None else [parse_prefix(p) for p in prefixes]
         token = self._take_refresh_lock()
         if token is None:
             return None
         try:
             with self._refresh_lock:
-                return self._refresh(progress)
+                return self._refresh(progress, parsed)
         finally:
             self._release_refresh_lock(token)
 
@@ -1066,53 +907,56 @@ class CloudInventoryService:
         if token is not None and self._shared.get(REFRESH_LOCK_KEY) == token:
             self._shared.delete(REFRESH_LOCK_KEY)
 
-    def _refresh(self, progress: Progress | None) -> Inventory:
-        """List, build, snapshot and publish; on a storage failure record it and re-raise.
+    def _refresh(
+        self, progress: Progress | None, prefixes: list[tuple[str, ...]] | None = None, *, in_process: bool = False
+    ) -> Inventory:
+        """Build (or merge) and publish a snapshot, then adopt it; on a storage failure record it and re-raise.
 
         The caller holds _refresh_lock; _lock is taken only to swap the in-memory copy.
         """
         started = self._clock()
-        t0 = time.perf_counter()
-        tables, unencodable = [], []
-        for label, bucket in self._buckets.items():
-            try:
-                table, bad = list_bucket(label, bucket, progress)
-            except StorageError as exc:
-                detail = _one_line(str(exc)) or type(exc).__name__
-                message = f"cannot list the {label} bucket ({bucket.url}): {detail}"
-                with self._lock:
-                    self._record_failure(message)
-                raise _same_kind(exc, message) from exc
-            tables.append(table)
-            unencodable.extend(bad)
-        if progress is not None:
-            progress("building inventory", sum(t.num_rows for t in tables))
-        listing = pa.concat_tables(tables)
-        del tables
-        built_at = datetime.fromtimestamp(self._clock(), tz=UTC)
-        inventory = build_inventory(listing, built_at=built_at, unrecognised=unencodable)
-        inventory = dataclasses.replace(inventory, duration=time.perf_counter() - t0)
-        del listing
+        base = self._sync() if prefixes is not None else None
+        if prefixes is not None and base is None:
+            prefixes = None  # nothing to merge into: list everything
+        try:
+            if self._process is not None and not in_process:
+                self._process.run(self._path, prefixes, progress)
+            else:
+                rebuild(
+                    self._buckets,
+                    self._path,
+                    built_at=datetime.fromtimestamp(started, tz=UTC),
+                    prefixes=prefixes,
+                    base=base,
+                    progress=progress,
+                    part_rows=self._part_rows,
+                )
+        except StorageError as exc:
+            with self._lock:
+                self._record_failure(str(exc))
+            raise
         release_memory()
-        if progress is not None:
-            progress("writing snapshot", len(inventory.objects))
-        write_snapshot(inventory, self._path)
+        inventory = read_snapshot(self._path)
         with self._lock:
             # Swap the copy in before publishing the generation so no reader pairs new with old.
             self._inventory = inventory
             self._file_id = _file_identity(self._path)
             self._loaded = True
             self._snapshot_unusable = False
-            self._record_success(started)
+            if prefixes is None:
+                self._record_success(started)
+            else:
+                self._bump_generation(adopt=True)
         log.info(
             "inventory_refreshed",
-            objects=len(inventory.objects),
+            prefixes=["/".join(p) for p in prefixes] if prefixes else None,
+            objects=inventory.object_count,
             runs=inventory.run_count,
             unrecognised=inventory.unrecognised_count,
             seconds=round(inventory.duration, 3),
         )
         if progress is not None:
-            progress("done", len(inventory.objects))
+            progress("done", inventory.object_count)
         return inventory
 
     def _record_failure(self, message: str) -> None:
@@ -1148,14 +992,6 @@ class CloudInventoryService:
         if adopt and (old == self._generation or old is None):
             self._generation = new
         return new
-
-
-def _same_kind(exc: StorageError, message: str) -> StorageError:
-    """Return a StorageError of exc's class carrying message."""
-    try:
-        return type(exc)(message)
-    except Exception:  # a subclass with a different constructor
-        return StorageError(message)
 
 
 def _coordinate(coord: RunCoordinate | str) -> RunCoordinate:

@@ -37,15 +37,18 @@ def bind_handlers(target: Any, services: ServiceContainer) -> None:
             name, filters, split=split, created_by=created_by, ctx=ctx
         ).to_dict()
 
-    def refresh(ctx: JobContext, /, **_: Any) -> dict[str, Any]:
+    def refresh(ctx: JobContext, /, prefixes: list[str] | None = None, **_: Any) -> dict[str, Any]:
         def progress(message: str, objects: int) -> None:
             ctx.progress(message=f"{message} ({objects:,} objects)")
 
         try:
-            inventory = services.inventory.refresh_inventory(progress)
+            # In a child process (see RefreshProcess): this worker never holds the listing or the build.
+            inventory = services.inventory.refresh_inventory(progress, prefixes or None)
+        except ValueError as exc:
+            raise JobError(f"cannot refresh {prefixes}: {exc}") from None
         except StorageError as exc:
             raise JobError(f"inventory refresh failed: {exc}") from None
-        return {"runs": inventory.run_count, "objects": len(inventory.objects)}
+        return {"runs": inventory.run_count, "objects": inventory.object_count, "prefixes": prefixes or []}
 
     def extract(ctx: JobContext, /, coordinate: str, **_: Any) -> dict[str, Any]:
         job = services.extraction.execute_extraction(RunCoordinate.from_path(coordinate), ctx)

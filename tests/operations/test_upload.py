@@ -76,13 +76,27 @@ def test_upload_sends_every_file_without_overwriting_and_marks_the_export(world:
     assert tracking[export]["sample_count"] == demo.export_samples  # the rest of the entry is kept
     assert tracking["export-other"] == OTHER["export-other"]
     assert world.local.get_export_info(export)["uploaded"] is True
-    assert world.inventory.get_cache_info()["stale_reason"] == f"ml upload {export}"
+    # The upload re-listed the runs it wrote and merged them in: fresh data, nothing marked stale.
+    assert world.inventory.get_cache_info()["stale_reason"] is None
+    for name in files:
+        run, rel = "/".join(name.split("/")[:6]), name.split("/", 6)[6]
+        if rel.lower().endswith((".png", ".jpg", ".jpeg")):
+            assert rel in world.inventory.get_ml_samples_info(run)["sample_names"]
     assert ctx.last("files_done") == len(files)
     assert [p.name for p in (world.data_root / "ml").iterdir() if p.name.endswith(".tmp")] == []
     if world.stack is not None:
         uploads = world.proxy.upload_requests()
         assert len(uploads) == len(files)
         assert {r.param("ifGenerationMatch") for r in uploads} == {"0"}
+
+
+def test_upload_marks_stale_while_another_refresh_runs(world: World, small_export: str) -> None:
+    from src.services.inventory import REFRESH_LOCK_KEY
+
+    world.inventory._shared.set(REFRESH_LOCK_KEY, "another-worker", timeout=0)
+    world.ops().execute_ml_upload(small_export)
+    # That refresh may have listed before these files landed: the next one must list again.
+    assert world.inventory.get_cache_info()["stale_reason"] == f"ml upload {small_export}"
 
 
 def test_a_second_upload_finds_everything_identical(world: World, small_export: str) -> None:
@@ -127,7 +141,9 @@ def test_412_with_different_content_is_a_conflict_and_the_remote_is_untouched(wo
     assert [c.name for c in result.conflicts] == [first] and result.conflicts[0].action == "conflict"
     assert world.read_ml(first) == b"someone else's label"
     assert not result.uploaded and _tracking(world)[export]["uploaded"] is False
-    assert world.inventory.get_cache_info()["stale_reason"] == f"ml upload {export}"  # the others went up
+    # The others went up, and the inventory re-listed their runs (the conflicting name too: it is in the bucket).
+    assert world.inventory.get_coordinate_cloud_state("/".join(first.split("/")[:6]))["in_ml"]
+    assert world.inventory.get_cache_info()["stale_reason"] is None
 
 
 def test_visible_conflicts_need_overwrite(world: World, small_export: str) -> None:

@@ -93,9 +93,9 @@ class Env:
     def __init__(self, tmp_path: Path) -> None:
         self.raw_root = tmp_path / "buckets" / "raw"
         self.ml_root = tmp_path / "buckets" / "ml"
-        self.raw_root.mkdir(parents=True)
-        self.ml_root.mkdir(parents=True)
-        self.snapshot = tmp_path / "state" / "inventory.parquet"
+        self.raw_root.mkdir(parents=True, exist_ok=True)
+        self.ml_root.mkdir(parents=True, exist_ok=True)
+        self.snapshot = tmp_path / "state" / "snapshot.json"
         self.cache_dir = tmp_path / "shared-cache"
         self.clock = FakeClock()
         self.raw = SwitchableBucket(LocalBucket(self.raw_root))

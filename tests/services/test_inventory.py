@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -12,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
+import pyarrow.ipc as ipc
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -417,10 +418,8 @@ def test_corrupt_snapshot_triggers_rebuild_with_warning(env: Env) -> None:
 
 def test_wrong_schema_version_triggers_rebuild(env: Env) -> None:
     env.service().get_full_inventory()
-    table = pq.read_table(env.snapshot)
-    meta = dict(table.schema.metadata)
-    meta[inventory_module.SCHEMA_KEY] = b"0"
-    pq.write_table(table.replace_schema_metadata(meta), env.snapshot)
+    body = json.loads(env.snapshot.read_text())
+    env.snapshot.write_text(json.dumps({**body, "schema": 1}))
     listings = env.raw.listings
     with capture_logs() as logs:
         assert env.service().get_full_inventory().run_count == 7
@@ -430,9 +429,12 @@ def test_wrong_schema_version_triggers_rebuild(env: Env) -> None:
 
 def test_unsorted_snapshot_is_rejected(env: Env) -> None:
     env.service().get_full_inventory()
-    table = pq.read_table(env.snapshot)
+    runs_file = env.snapshot.parent / json.loads(env.snapshot.read_text())["snapshot"] / "runs.arrow"
+    with pa.memory_map(str(runs_file)) as source:
+        table = ipc.open_file(source).read_all()
     reversed_rows = table.take(pa.array(np.arange(table.num_rows)[::-1]))
-    pq.write_table(reversed_rows.replace_schema_metadata(table.schema.metadata), env.snapshot)
+    with ipc.new_file(str(runs_file), reversed_rows.schema) as writer:
+        writer.write_table(reversed_rows)
     with pytest.raises(inventory_module.SnapshotError, match="not sorted"):
         read_snapshot(env.snapshot)
 

@@ -202,8 +202,10 @@ def execute(svc: CloudOperationService, export_id: str, policy: str, ctx: JobCon
         run_parallel(todo, push, svc.max_workers, progress)
     finally:
         if tally.uploaded:
-            # The bucket changed even if a later file failed: the inventory must list it again.
-            _mark_stale(svc, export_id)
+            # The bucket changed even if a later file failed: list what we wrote and merge it in.
+            written = sorted({_run_of(item.action.name) for item in todo})
+            progress.log(f"refreshing the inventory of {len(written)} run(s) written")
+            _refresh_written(svc, export_id, written)
     conflicts = upload_plan.conflicts + tally.conflicts
     for conflict in conflicts:
         ctx.log(f"not uploaded {conflict.name}: {conflict.reason}")
@@ -225,6 +227,20 @@ def execute(svc: CloudOperationService, export_id: str, policy: str, ctx: JobCon
         tracking_updated=complete,
         uploaded_at=uploaded_at,
     )
+
+
+def _refresh_written(svc: CloudOperationService, export_id: str, runs: list[str]) -> None:
+    """Re-list only the runs the upload wrote; mark the inventory stale when that cannot happen now."""
+    try:
+        # Skipped (None) while another refresh runs: that one may have listed before our files landed.
+        refreshed = svc.inventory.refresh_if_idle(prefixes=runs)
+    except Exception as err:  # a listing or the refresh process failed: a later full refresh catches up
+        log.warning("upload_inventory_refresh_failed", export_id=export_id, error=one_line(str(err)))
+        refreshed = None
+    if refreshed is None:
+        _mark_stale(svc, export_id)
+    else:
+        log.info("upload_inventory_refreshed", export_id=export_id, runs=len(runs))
 
 
 def _mark_stale(svc: CloudOperationService, export_id: str) -> None:
