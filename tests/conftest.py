@@ -11,6 +11,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from hypothesis import settings as hypothesis_settings
+
+# Property tests check behaviour, not speed: on a shared 2-core machine a per-example deadline only makes them flaky.
+hypothesis_settings.register_profile("bagboard", deadline=None)
+hypothesis_settings.load_profile("bagboard")
 
 # app.py builds a module-level app on import: point it at a throwaway data root first.
 _IMPORT_ROOT = tempfile.mkdtemp(prefix="bagboard-import-")

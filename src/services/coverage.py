@@ -6,8 +6,8 @@ answer below is a few bincounts over at most one entry per run; strings are look
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
@@ -72,9 +72,26 @@ class RunSelection:
     timestamps: TimestampCategories  # the timestamp categories (values[TS]) with their parsed times
     raw_bags: np.ndarray
     ml_samples: np.ndarray
+    # Sums that do not depend on the expected samples per bag, kept per selection: an index hands out the same
+    # selection for the same filters, so a new target re-derives only the gaps.
+    memo: dict[tuple, tuple] = field(default_factory=dict, compare=False, repr=False)
 
     def __len__(self) -> int:
         return len(self.raw_bags)
+
+    def gaps(self, expected: int) -> np.ndarray:
+        """Return each run's gap % for expected (the last target's gaps are kept: one view asks several times)."""
+        last = self.memo.get(("gaps",))
+        if last is None or last[0] != expected:
+            last = self.memo[("gaps",)] = (expected, gap_percentages(self.raw_bags, self.ml_samples, expected))
+        return last[1]
+
+    def remember(self, key: tuple, compute: Callable[[], tuple]) -> tuple:
+        """Return compute() for key, computed once per selection."""
+        found = self.memo.get(key)
+        if found is None:
+            found = self.memo[key] = compute()
+        return found
 
     @classmethod
     def empty(cls) -> RunSelection:
@@ -150,12 +167,21 @@ def temporal_data(runs: Runs, expected: int, max_points: int | None = None) -> T
     sel = as_selection(runs)
     if not len(sel):
         return TemporalData([], [], [], [], expected, [])
-    ts = sel.codes[TS]
-    present = np.flatnonzero(np.bincount(ts))  # ascending codes = timestamp-rule order
-    bags = _sum_by(ts, sel.raw_bags)[present]
-    samples = _sum_by(ts, sel.ml_samples)[present]
+    present, bags, samples = sel.remember(("per timestamp",), lambda: _per_timestamp(sel))
     if max_points is not None and len(present) > max_points:
-        return _bucketed(sel.timestamps, present, bags, samples, expected, max_points)
+        name, starts, bucket_bags, bucket_samples, unplaced = sel.remember(
+            ("buckets", max_points), lambda: _buckets(sel.timestamps, present, bags, samples, max_points)
+        )
+        return TemporalData(
+            timestamps=bucket_labels(starts, name),
+            raw_bags=bucket_bags.tolist(),
+            ml_samples=bucket_samples.tolist(),
+            gap_percentages=np.round(gap_percentages(bucket_bags, bucket_samples, expected), 2).tolist(),
+            expected_samples_per_bag=expected,
+            parsed_times=starts.astype(DATETIME_DTYPE).tolist(),
+            bucket=name,
+            unplaced=unplaced,
+        )
     return TemporalData(
         timestamps=sel.values[TS][present].tolist(),
         raw_bags=bags.tolist(),
@@ -166,32 +192,28 @@ def temporal_data(runs: Runs, expected: int, max_points: int | None = None) -> T
     )
 
 
-def _bucketed(
+def _per_timestamp(sel: RunSelection) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return the timestamp codes present (in rule order) with their bag and sample sums."""
+    ts = sel.codes[TS]
+    present = np.flatnonzero(np.bincount(ts))  # ascending codes = timestamp-rule order
+    return present, _sum_by(ts, sel.raw_bags)[present], _sum_by(ts, sel.ml_samples)[present]
+
+
+def _buckets(
     timestamps: TimestampCategories,
     present: np.ndarray,
     bags: np.ndarray,
     samples: np.ndarray,
-    expected: int,
     max_points: int,
-) -> TemporalData:
-    """Sum timestamps into the finest time bucket that yields at most max_points points."""
+) -> tuple[str, np.ndarray, np.ndarray, np.ndarray, int]:
+    """Sum timestamps into the finest bucket of at most max_points points (bucket, starts, bags, samples, unplaced)."""
     placed = timestamps.placed[present]
     name, keys = choose_bucket(timestamps, present[placed], max_points)
     # Parsed times come first and in time order, so equal buckets are neighbours.
     first = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if len(keys) else np.zeros(0, dtype=np.int64)
     bucket_bags = np.add.reduceat(bags[placed], first) if len(first) else bags[:0]
     bucket_samples = np.add.reduceat(samples[placed], first) if len(first) else samples[:0]
-    starts = bucket_start(keys[first], name)
-    return TemporalData(
-        timestamps=bucket_labels(starts, name),
-        raw_bags=bucket_bags.tolist(),
-        ml_samples=bucket_samples.tolist(),
-        gap_percentages=np.round(gap_percentages(bucket_bags, bucket_samples, expected), 2).tolist(),
-        expected_samples_per_bag=expected,
-        parsed_times=starts.astype(DATETIME_DTYPE).tolist(),
-        bucket=name,
-        unplaced=int((~placed).sum()),
-    )
+    return name, bucket_start(keys[first], name), bucket_bags, bucket_samples, int((~placed).sum())
 
 
 def bucket_keys(times: np.ndarray, bucket: str) -> np.ndarray:
@@ -243,7 +265,7 @@ def coverage_statistics(
     if not len(sel):
         return CoverageStatistics(0, 0, 0, 0.0, 0.0, 0, threshold_pct=threshold_pct)
     bags, samples = sel.raw_bags, sel.ml_samples
-    gaps = gap_percentages(bags, samples, expected)
+    gaps = sel.gaps(expected)
     has_bags = bags > 0
     wanted = bags * expected
     # Coverage caps each run at its target, so over-labelled runs cannot hide under-labelled ones.
@@ -317,13 +339,44 @@ def coverage_breakdown(
     sel = as_selection(runs)
     if not len(sel):
         return CoverageBreakdown(level, [], [], [], [], [], [])
-    bags, samples = sel.raw_bags, sel.ml_samples
-    children, child = _groups(sel.codes[depth])  # category order is string order
+    bags = sel.raw_bags
+    children, child, runs_per_child, child_bags, child_samples = sel.remember(
+        ("children", depth), lambda: _per_child(sel, depth)
+    )
     n_children = len(children)
-    child_bags = _sum_by(child, bags, n_children)
-    child_samples = _sum_by(child, samples, n_children)
-    under = (bags > 0) & (gap_percentages(bags, samples, expected) > threshold_pct)
+    under = (bags > 0) & (sel.gaps(expected) > threshold_pct)
+    period, columns, cell_bags, cell_samples = sel.remember(
+        ("heatmap", depth, max_columns), lambda: _heatmap(sel, child, n_children, max_columns)
+    )
+    grid = np.round(gap_percentages(cell_bags, cell_samples, expected), 2).astype(object)
+    grid[cell_bags == 0] = None  # no bags in that cell: nothing to label, not a 0 % gap
+    starts = bucket_start(columns, period).astype("datetime64[D]")
+    return CoverageBreakdown(
+        level=level,
+        children=sel.values[depth][children].tolist(),
+        runs=runs_per_child.tolist(),
+        raw_bags=child_bags.tolist(),
+        ml_samples=child_samples.tolist(),
+        gap_percentages=np.round(gap_percentages(child_bags, child_samples, expected), 2).tolist(),
+        under_labeled_counts=_sum_by(child, under, n_children).tolist(),
+        days=np.datetime_as_string(starts, unit="D").tolist(),
+        period=period,
+        day_gaps=grid.tolist(),
+    )
 
+
+def _per_child(sel: RunSelection, depth: int) -> tuple[np.ndarray, ...]:
+    """Return the children at depth (string order), each run's child number, and runs, bags and samples per child."""
+    children, child = _groups(sel.codes[depth])  # category order is string order
+    size = len(children)
+    runs = np.bincount(child, minlength=size)
+    return children, child, runs, _sum_by(child, sel.raw_bags, size), _sum_by(child, sel.ml_samples, size)
+
+
+def _heatmap(
+    sel: RunSelection, child: np.ndarray, n_children: int, max_columns: int | None
+) -> tuple[str, np.ndarray, np.ndarray, np.ndarray]:
+    """Return (period, column keys, bags and samples per child × column) for the breakdown's heatmap."""
     ts = sel.codes[TS]
     placed = sel.timestamps.placed[ts]
     period = "day"
@@ -334,23 +387,9 @@ def coverage_breakdown(
         columns, column = _groups(keys)
     size = n_children * len(columns)
     cell = child[placed] * len(columns) + column
-    cell_bags = _sum_by(cell, bags[placed], size).reshape(n_children, len(columns))
-    cell_samples = _sum_by(cell, samples[placed], size).reshape(n_children, len(columns))
-    grid = np.round(gap_percentages(cell_bags, cell_samples, expected), 2).astype(object)
-    grid[cell_bags == 0] = None  # no bags in that cell: nothing to label, not a 0 % gap
-    starts = bucket_start(columns, period).astype("datetime64[D]")
-    return CoverageBreakdown(
-        level=level,
-        children=sel.values[depth][children].tolist(),
-        runs=np.bincount(child, minlength=n_children).tolist(),
-        raw_bags=child_bags.tolist(),
-        ml_samples=child_samples.tolist(),
-        gap_percentages=np.round(gap_percentages(child_bags, child_samples, expected), 2).tolist(),
-        under_labeled_counts=_sum_by(child, under, n_children).tolist(),
-        days=np.datetime_as_string(starts, unit="D").tolist(),
-        period=period,
-        day_gaps=grid.tolist(),
-    )
+    cell_bags = _sum_by(cell, sel.raw_bags[placed], size).reshape(n_children, len(columns))
+    cell_samples = _sum_by(cell, sel.ml_samples[placed], size).reshape(n_children, len(columns))
+    return period, columns, cell_bags, cell_samples
 
 
 # -- helpers ------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -102,6 +103,8 @@ OBJECT_COLUMNS: tuple[str, ...] = (
 )
 UNRECOGNISED_SAMPLE = 100
 TS_DEPTH = len(HIERARCHY_LEVELS) - 1
+# Selections (with their memoised sums) kept per index: the filters users are looking at right now.
+SELECTIONS_KEPT = 32
 _valid_parts = valid_parts  # the tests check the vectorised rule against validate_part
 
 
@@ -210,6 +213,8 @@ class RunIndex:
         # its parent's span, or by a scan of the arrow strings, so loading never hashes one string per run.
         self.lookup = [{value: code for code, value in enumerate(v)} for v in self.values[:TS_DEPTH]]
         self.columns: dict[str, np.ndarray] = {"ts_parsed": runs.ts_parsed, **runs.numeric}
+        self._selections: OrderedDict[tuple, RunSelection] = OrderedDict()
+        self._selections_lock = threading.Lock()
         self.segments = snapshot.segments
         # What coverage queries need, ready to slice: per-category parsed times and string ranks of timestamps.
         ts_times = np.full(len(self.values[-1]), np.datetime64("NaT"), dtype=DATETIME_DTYPE)
@@ -288,7 +293,26 @@ class RunIndex:
         return rows[np.argsort(self.codes[-1][rows], kind="stable")]
 
     def selection(self, filters: dict[str, str]) -> RunSelection:
-        """Return the runs under filters as arrays, in coordinate order (views, no copies, for leading levels)."""
+        """Return the runs under filters as arrays, in coordinate order (views, no copies, for leading levels).
+
+        The same filters get the same selection object while this index lives, so the sums a selection memoises
+        (everything that does not depend on the expected samples per bag) are computed once per filter.
+        """
+        key = tuple(sorted(filters.items()))
+        with self._selections_lock:
+            found = self._selections.get(key)
+            if found is not None:
+                self._selections.move_to_end(key)
+                return found
+        selection = self._select(filters)
+        with self._selections_lock:
+            self._selections[key] = selection
+            while len(self._selections) > SELECTIONS_KEPT:
+                self._selections.popitem(last=False)
+        return selection
+
+    def _select(self, filters: dict[str, str]) -> RunSelection:
+        """Build the selection of the runs under filters."""
         lo, hi, rows = self._matches(filters)
         picked = slice(lo, hi) if rows is None else rows
         return RunSelection(

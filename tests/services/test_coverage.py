@@ -176,6 +176,19 @@ def test_the_inventory_selection_and_a_plain_runs_frame_give_the_same_answers(da
         assert coverage_breakdown(frame, filters, 17) == data_state.get_coverage_breakdown(filters)
 
 
+def test_a_new_target_on_a_remembered_selection_gives_the_fresh_answers(data_state):
+    from src.services.coverage import coverage_breakdown, coverage_statistics, temporal_data
+
+    # The index hands out one selection per filter and it memoises its sums; a changed target must still count.
+    for filters in ({}, {"cid": "acme", "regionid": "north"}):
+        assert data_state.cloud.select_runs(filters) is data_state.cloud.select_runs(filters)
+        for expected in (17, 5, 40, 17):
+            frame = data_state.cloud.get_temporal_data(filters)
+            assert data_state.get_temporal_coverage_data(filters, expected) == temporal_data(frame, expected)
+            assert data_state.get_coverage_statistics(filters, expected) == coverage_statistics(frame, expected)
+            assert data_state.get_coverage_breakdown(filters, expected) == coverage_breakdown(frame, filters, expected)
+
+
 def _tied_runs(n: int, seed: int):
     import numpy as np
     import pandas as pd
