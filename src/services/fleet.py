@@ -1,0 +1,294 @@
+"""FleetService: gather every run's KPI file into one table and roll it up under a filter; compare two runs."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from src.analytics import AnalyticsService
+from src.analytics.cache import fingerprint, parameters
+from src.analytics.kpis import KPIS_FILE, generation, read_kpis
+from src.core.logging import get_logger
+from src.models import FILTER_LEVELS, HIERARCHY_LEVELS, RunCoordinate
+from src.models.fleet import KPI_NAMES, PERIODS, FleetReport, RunComparison, RunProfile
+from src.services import fleet_stats
+from src.services.data_state import DataStateService, clean_filters
+from src.services.local_scan import ANALYSIS_DIR
+
+log = get_logger("bagboard.fleet")
+NUMBER_COLUMNS = ("started_at_s", "duration_s", "frame_drops", "tracks", *KPI_NAMES)
+EXPORT_COLUMNS = ("coordinate", *HIERARCHY_LEVELS, "started_at", "duration_s", "frame_drops", "tracks", *KPI_NAMES)
+PROFILE_BINS = 50
+MAX_POOLED_RUNS = 20  # "this run vs its lbid": distributions pooled over at most this many runs
+THRESHOLD_RANGE = (0.5, 20.0)
+
+
+class FleetInputError(ValueError):
+    """A request the fleet service cannot answer; the message is for the user."""
+
+
+def empty_table() -> pd.DataFrame:
+    """Return the gathered table's shape without rows."""
+    frame = pd.DataFrame({level: pd.Series(dtype=object) for level in ("coordinate", *HIERARCHY_LEVELS)})
+    for name in NUMBER_COLUMNS:
+        frame[name] = pd.Series(dtype=float)
+    frame["started_at"] = pd.Series(dtype="datetime64[ns]")
+    return frame
+
+
+def table_from_docs(rows: list[tuple[tuple[str, ...], dict[str, Any]]]) -> pd.DataFrame:
+    """Build the table from (six parts, KPI document) pairs."""
+    if not rows:
+        return empty_table()
+    parts = list(zip(*(row[0] for row in rows), strict=True))
+    frame = pd.DataFrame({level: list(values) for level, values in zip(HIERARCHY_LEVELS, parts, strict=True)})
+    frame.insert(0, "coordinate", ["/".join(row[0]) for row in rows])
+    for name in NUMBER_COLUMNS:
+        key = "started_at" if name == "started_at_s" else name
+        frame[name] = pd.to_numeric(pd.Series([row[1].get(key) for row in rows], dtype=object), errors="coerce")
+    frame["started_at"] = pd.to_datetime(frame["started_at_s"], unit="s", errors="coerce")
+    return frame.sort_values("coordinate", ignore_index=True)
+
+
+class FleetTable:
+    """The gathered KPI table of every analysed run, rebuilt in this process when the generation stamp changes."""
+
+    def __init__(self, data_root: Path, params: dict[str, float]) -> None:
+        self.data_root = Path(data_root)
+        self.processed_root = self.data_root / "processed"
+        self.params = params
+        self._lock = threading.Lock()
+        self._key: tuple[int, int, int] | None = None
+        self._table = empty_table()
+
+    def version(self) -> tuple[int, int, int]:
+        """Return the generation the table would be built for now (one stat)."""
+        return generation(self.data_root)
+
+    def get(self) -> pd.DataFrame:
+        """Return the table, gathering the KPI files again if any changed since the last gathering."""
+        key = self.version()
+        if key == self._key:
+            return self._table
+        with self._lock:
+            key = self.version()  # read before the walk: a write during it bumps the stamp again
+            if key != self._key:
+                started = time.perf_counter()
+                self._table = table_from_docs(list(self._current_docs()))
+                self._key = key
+                log.info("fleet_table_gathered", runs=len(self._table), seconds=round(time.perf_counter() - started, 3))
+            return self._table
+
+    def _current_docs(self):
+        """Yield (parts, doc) for every run whose KPI file matches its current extraction outputs."""
+        for parts, run_dir in _run_dirs(self.processed_root):
+            doc = read_kpis(run_dir / ANALYSIS_DIR / KPIS_FILE)
+            if doc is None or doc.get("parameters") != self.params or doc.get("inputs") != fingerprint(run_dir):
+                continue  # stale: the extraction changed or another analysis setting made it
+            yield parts, doc
+
+
+def _run_dirs(root: Path, depth: int = len(HIERARCHY_LEVELS)):
+    """Yield (parts, path) of every directory depth levels under root that has an analysis folder."""
+    stack: list[tuple[tuple[str, ...], str]] = [((), str(root))]
+    while stack:
+        parts, path = stack.pop()
+        try:
+            entries = list(os.scandir(path))
+        except OSError:
+            continue
+        if len(parts) == depth - 1:
+            for entry in entries:
+                if entry.is_dir() and not entry.name.startswith("."):
+                    run = Path(entry.path)
+                    if (run / ANALYSIS_DIR / KPIS_FILE).is_file():
+                        yield (*parts, entry.name), run
+            continue
+        stack.extend(
+            ((*parts, entry.name), entry.path) for entry in entries if entry.is_dir() and not entry.name.startswith(".")
+        )
+
+
+def under(table: pd.DataFrame, filters: dict[str, str]) -> pd.DataFrame:
+    """Return the rows under a filter prefix."""
+    mask = np.ones(len(table), dtype=bool)
+    for level, value in filters.items():
+        mask &= table[level].to_numpy() == value
+    return table[mask] if not mask.all() else table
+
+
+class FleetService:
+    """Answer the fleet view and the comparison from the gathered table; read full analyses only to compare."""
+
+    def __init__(
+        self,
+        analytics: AnalyticsService,
+        data_state: DataStateService,
+        inventory_version: Callable[[], Any] = lambda: 0,
+    ) -> None:
+        self.analytics = analytics
+        self.data_state = data_state
+        self.inventory_version = inventory_version
+        self.table = FleetTable(
+            analytics.local.data_root, parameters(analytics.rolling_window_s, analytics.drop_factor)
+        )
+        self._totals: OrderedDict[tuple, int] = OrderedDict()
+        self._totals_lock = threading.Lock()
+
+    def version(self) -> tuple[Any, tuple[int, int, int]]:
+        """Return what a rendered report depends on: the inventory's version and the KPI generation."""
+        return self.inventory_version(), self.table.version()
+
+    def get_runs(self, filters: dict[str, str] | None) -> pd.DataFrame:
+        """Return the per-run KPI rows under the filter."""
+        return under(self.table.get(), clean_filters(filters))
+
+    def get_report(
+        self, filters: dict[str, str] | None, period: str = "day", threshold: float = fleet_stats.DEFAULT_THRESHOLD
+    ) -> FleetReport:
+        """Return the roll-ups per child and per period, the outliers and the analysed share under the filter."""
+        if period not in PERIODS:
+            raise FleetInputError(f"The period must be one of {', '.join(PERIODS)}.")
+        if not THRESHOLD_RANGE[0] <= threshold <= THRESHOLD_RANGE[1]:
+            raise FleetInputError(
+                f"The outlier threshold must be between {THRESHOLD_RANGE[0]:g} and {THRESHOLD_RANGE[1]:g}."
+            )
+        cleaned = clean_filters(filters)
+        runs = self.get_runs(cleaned)
+        depth = len(cleaned)
+        level = HIERARCHY_LEVELS[depth]
+        by_child = fleet_stats.rollup(runs, runs[level])
+        by_child.attrs["overall"] = fleet_stats.overall(runs)
+        periods = fleet_stats.period_starts(runs["started_at"], period)
+        placed = periods.notna().to_numpy()
+        over_time = fleet_stats.rollup(runs[placed], periods[placed])
+        group_level = FILTER_LEVELS[depth] if depth < len(FILTER_LEVELS) else FILTER_LEVELS[-1]
+        outliers = fleet_stats.find_outliers(
+            runs.reset_index(drop=True), runs[group_level].reset_index(drop=True), threshold
+        )
+        return FleetReport(
+            filters=cleaned,
+            level=level,
+            period=period,
+            threshold=threshold,
+            runs=runs,
+            by_child=by_child,
+            over_time=over_time,
+            outliers=outliers,
+            total_runs=max(self.total_runs(cleaned), len(runs)),
+            analysed_runs=len(runs),
+            unplaced=int((~placed).sum()),
+        )
+
+    def total_runs(self, filters: dict[str, str]) -> int:
+        """Return the runs with raw bags under the filter (per inventory version: a walk otherwise)."""
+        key = (self.inventory_version(), tuple(filters.items()))
+        with self._totals_lock:
+            if key in self._totals:
+                self._totals.move_to_end(key)
+                return self._totals[key]
+        try:
+            total = self.data_state.get_state_summary(filters, limit=0).with_cloud_bags
+        except Exception as exc:  # no inventory yet: the table alone says what is analysed
+            log.info("fleet_total_unknown", error=str(exc))
+            total = 0
+        with self._totals_lock:
+            self._totals[key] = total
+            while len(self._totals) > 256:
+                self._totals.popitem(last=False)
+        return total
+
+    def export_rows(self, filters: dict[str, str] | None) -> pd.DataFrame:
+        """Return the per-run KPI rows under the filter, for a CSV."""
+        runs = self.get_runs(filters)
+        frame = runs[[c for c in EXPORT_COLUMNS if c in runs.columns]].copy()
+        frame["started_at"] = frame["started_at"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return frame
+
+    # -- compare ---------------------------------------------------------------------------------
+
+    def compare(self, a: str, b: str | None = None) -> RunComparison:
+        """Compare run a with run b, or with the median of the other analysed runs of a's lbid when b is None."""
+        coord_a = _coordinate(a)
+        table = self.table.get()
+        row_a = table[table["coordinate"].to_numpy() == coord_a.to_path_str()]
+        if row_a.empty:
+            raise FleetInputError(f"Run {coord_a} is not analysed: analyse it first.")
+        side_a = self._profile(coord_a.timestamp, [coord_a], _kpis(row_a.iloc[0]))
+        if b:
+            coord_b = _coordinate(b)
+            row_b = table[table["coordinate"].to_numpy() == coord_b.to_path_str()]
+            if row_b.empty:
+                raise FleetInputError(f"Run {coord_b} is not analysed: analyse it first.")
+            return RunComparison(side_a, self._profile(coord_b.timestamp, [coord_b], _kpis(row_b.iloc[0])))
+        peers = under(table, coord_a.filters())
+        peers = peers[peers["coordinate"].to_numpy() != coord_a.to_path_str()]
+        if peers.empty:
+            raise FleetInputError(f"No other analysed run in lbid {coord_a.lbid} to compare with.")
+        median = {name: _number(peers[name].median()) for name in KPI_NAMES}
+        coords = [RunCoordinate.from_path(path) for path in peers["coordinate"].tolist()[:MAX_POOLED_RUNS]]
+        label = f"median of {len(peers)} run(s) of {coord_a.lbid}"
+        return RunComparison(side_a, self._profile(label, coords, median))
+
+    def _profile(self, label: str, coords: list[RunCoordinate], kpis: dict[str, float | None]) -> RunProfile:
+        """Return one side with its distributions read from the runs' analyses (pooled over several)."""
+        latency: list[np.ndarray] = []
+        lifetimes: list[np.ndarray] = []
+        profiles: list[np.ndarray] = []
+        for coord in coords:
+            data = self.analytics.get_cached_data(coord)
+            if data is None:
+                continue
+            series = data.series
+            latency.append(series.latency_ms[np.isfinite(series.latency_ms)])
+            lifetimes.append(series.track_lifetime_s)
+            profiles.append(fps_profile(series.frames.instant_t, series.frames.instant))
+        mean_profile = np.nanmean(np.vstack(profiles), axis=0) if profiles else np.array([])
+        return RunProfile(
+            label=label,
+            coordinates=[coord.to_path_str() for coord in coords],
+            kpis=kpis,
+            latency_ms=np.concatenate(latency).tolist() if latency else [],
+            fps_profile=[None if not np.isfinite(v) else float(v) for v in mean_profile],
+            track_lifetimes_s=np.concatenate(lifetimes).tolist() if lifetimes else [],
+        )
+
+
+def fps_profile(t: np.ndarray, fps: np.ndarray, bins: int = PROFILE_BINS) -> np.ndarray:
+    """Return the mean FPS in each of `bins` equal parts of the run's duration (NaN where no frame fell)."""
+    out = np.full(bins, np.nan)
+    if t.size == 0:
+        return out
+    span = float(t[-1] - t[0]) or 1.0
+    index = np.minimum(((t - t[0]) / span * bins).astype(int), bins - 1)
+    sums = np.bincount(index, weights=fps, minlength=bins)
+    counts = np.bincount(index, minlength=bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+    return out
+
+
+def _kpis(row: pd.Series) -> dict[str, float | None]:
+    """Return a table row's KPIs as plain numbers."""
+    return {name: _number(row[name]) for name in KPI_NAMES}
+
+
+def _number(value: Any) -> float | None:
+    """Return a float, or None for a missing value."""
+    return None if value is None or pd.isna(value) else float(value)
+
+
+def _coordinate(value: str) -> RunCoordinate:
+    """Parse a coordinate path, as a FleetInputError for the user."""
+    try:
+        return RunCoordinate.from_path(str(value))
+    except ValueError as exc:
+        raise FleetInputError(f"Not a run: {exc}.") from None
