@@ -211,7 +211,7 @@ class FleetService:
         runs = self.get_runs(filters)
         frame = runs[[c for c in EXPORT_COLUMNS if c in runs.columns]].copy()
         frame["started_at"] = frame["started_at"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-        return frame
+        return neutralise_cells(frame)
 
     # -- compare ---------------------------------------------------------------------------------
 
@@ -292,3 +292,18 @@ def _coordinate(value: str) -> RunCoordinate:
         return RunCoordinate.from_path(str(value))
     except ValueError as exc:
         raise FleetInputError(f"Not a run: {exc}.") from None
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise_cells(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return frame with text cells that a spreadsheet would run as a formula prefixed by a quote (CSV injection)."""
+    out = frame.copy()
+    for column in out.columns:
+        if out[column].dtype == object:
+            out[column] = [
+                "'" + value if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
+                for value in out[column].tolist()
+            ]
+    return out
