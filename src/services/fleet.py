@@ -301,7 +301,7 @@ def neutralise_cells(frame: pd.DataFrame) -> pd.DataFrame:
     """Return frame with text cells that a spreadsheet would run as a formula prefixed by a quote (CSV injection)."""
     out = frame.copy()
     for column in out.columns:
-        if out[column].dtype == object:
+        if not pd.api.types.is_numeric_dtype(out[column]) and not pd.api.types.is_datetime64_any_dtype(out[column]):
             out[column] = [
                 "'" + value if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
                 for value in out[column].tolist()
