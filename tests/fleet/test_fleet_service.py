@@ -45,8 +45,8 @@ def analysed(data_root: Path) -> tuple[FleetService, AnalyticsService]:
     return FleetService(analytics, Totals(10)), analytics
 
 
-def test_each_analysis_writes_its_kpis_beside_the_cache(analysed, data_root):
-    fleet, analytics = analysed
+def test_each_analysis_writes_its_kpis_beside_the_cache(analysed):
+    _, analytics = analysed
     path = analytics.analysis_path(RUNS[0]) / KPIS_FILE
     doc = json.loads(path.read_text())
     summary = json.loads((analytics.analysis_path(RUNS[0]) / "summary.json").read_text())

@@ -46,7 +46,7 @@ def test_periods_per_day_and_per_week_start_on_monday():
     assert sorted({w.strftime("%Y-%m-%d") for w in weeks}) == ["2024-05-06", "2024-05-13"]
     weekly = fleet_stats.rollup(runs, weeks)
     assert weekly["runs"].tolist() == [2, 3]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="day or week"):
         fleet_stats.period_starts(runs["started_at"], "fortnight")
 
 
