@@ -208,8 +208,9 @@ class BatchService:
 
     def shutdown(self, wait: bool = False) -> None:
         """Stop the batch driver's pool."""
-        if self._driver is not None:
-            self._driver.shutdown(wait=wait)
+        driver, self._driver = self._driver, None
+        if driver is not None:
+            driver.shutdown(wait=wait)
 
     # -- driving -----------------------------------------------------------------------------------
 
