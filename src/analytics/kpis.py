@@ -1,9 +1,10 @@
-"""A run's fleet KPIs: one small file beside its analysis cache, and a generation stamp that says "changed".
+"""A run's fleet KPIs: one small file beside its analysis cache, and a change marker that says which run changed.
 
 processed/{coord}/analysis/kpis.json holds the handful of numbers the fleet view rolls up, with the analysis id and
 the extraction fingerprint the analysis was made from, so a reader can tell it is current without the parquet. Every
-write or removal of one (atomic: temporary name, then rename) replaces ``{data_root}/fleet/generation``; a process
-that gathered the files into a table keeps it until that stamp changes.
+write or removal of one (atomic: temporary name, then rename) also drops a marker in ``{data_root}/fleet/changes/``
+named by the time it was made and holding the run's coordinate: a process that gathered the KPI files into a table
+re-reads only the runs named by markers newer than its table (src/services/fleet.py).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 import uuid
 from datetime import UTC
 from pathlib import Path
@@ -20,8 +22,8 @@ from src.analytics.metrics import RunAnalysisData
 from src.services.timestamps import parse_timestamp
 
 KPIS_FILE = "kpis.json"
-GENERATION_DIR = "fleet"
-GENERATION_FILE = "generation"
+FLEET_DIR = "fleet"
+CHANGES_DIR = "changes"
 KPIS_VERSION = 1
 
 
@@ -75,19 +77,19 @@ def kpis_doc(data: RunAnalysisData, timestamp: str, analysis_id: str, inputs: di
     }
 
 
-def write_kpis(analysis_dir: Path, data_root: Path, doc: dict[str, Any]) -> None:
-    """Write kpis.json atomically and mark the fleet changed."""
+def write_kpis(analysis_dir: Path, data_root: Path, coordinate: str, doc: dict[str, Any]) -> None:
+    """Write kpis.json atomically and mark the run changed."""
     atomic_write_json(analysis_dir / KPIS_FILE, doc)
-    bump_generation(data_root)
+    mark_changed(data_root, coordinate)
 
 
-def remove_kpis(analysis_dir: Path, data_root: Path) -> None:
-    """Remove a run's kpis.json (its analysis is going away or being redone) and mark the fleet changed."""
+def remove_kpis(analysis_dir: Path, data_root: Path, coordinate: str) -> None:
+    """Remove a run's kpis.json (its analysis is going away or being redone) and mark the run changed."""
     try:
         (analysis_dir / KPIS_FILE).unlink()
     except FileNotFoundError:
         return
-    bump_generation(data_root)
+    mark_changed(data_root, coordinate)
 
 
 def read_kpis(path: Path) -> dict[str, Any] | None:
@@ -99,38 +101,59 @@ def read_kpis(path: Path) -> dict[str, Any] | None:
     return doc if isinstance(doc, dict) and doc.get("version") == KPIS_VERSION else None
 
 
-def generation_path(data_root: Path) -> Path:
-    """Return where the fleet's generation stamp lives."""
-    return Path(data_root) / GENERATION_DIR / GENERATION_FILE
+def changes_dir(data_root: Path) -> Path:
+    """Return the directory of change markers."""
+    return Path(data_root) / FLEET_DIR / CHANGES_DIR
 
 
-def bump_generation(data_root: Path) -> None:
-    """Replace the generation stamp (a new inode and mtime every time: readers stat it)."""
-    path = generation_path(data_root)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path_tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+def mark_changed(data_root: Path, coordinate: str) -> str:
+    """Drop a marker naming the run (atomically: readers never see it half-written); return its name."""
+    directory = changes_dir(data_root)
+    directory.mkdir(parents=True, exist_ok=True)
+    name = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
+    atomic_write_text(directory / name, coordinate)
+    return name
+
+
+def list_changes(data_root: Path, after: str = "") -> list[str]:
+    """Return the marker names newer than `after`, oldest first (names sort by time)."""
     try:
-        path_tmp.write_text(uuid.uuid4().hex, encoding="utf-8")
-        os.replace(path_tmp, path)
-    finally:
-        path_tmp.unlink(missing_ok=True)
-
-
-def generation(data_root: Path) -> tuple[int, int, int]:
-    """Return the stamp's (inode, mtime_ns, size), or zeros before any KPI was written."""
-    try:
-        st = generation_path(data_root).stat()
+        names = os.listdir(changes_dir(data_root))
     except OSError:
-        return (0, 0, 0)
-    return (st.st_ino, st.st_mtime_ns, st.st_size)
+        return []
+    return sorted(name for name in names if not name.startswith(".") and name > after)
+
+
+def read_change(data_root: Path, name: str) -> str | None:
+    """Return the coordinate a marker names, or None if it is gone."""
+    try:
+        return (changes_dir(data_root) / name).read_text(encoding="utf-8")
+    except OSError:
+        return None
+
+
+def prune_changes(data_root: Path, upto: str) -> int:
+    """Delete the markers up to and including `upto` (a snapshot covers them); return how many."""
+    removed = 0
+    for name in list_changes(data_root):
+        if name > upto:
+            break
+        (changes_dir(data_root) / name).unlink(missing_ok=True)
+        removed += 1
+    return removed
 
 
 def atomic_write_json(path: Path, doc: dict[str, Any]) -> None:
     """Write doc as JSON through a temporary dot-name in the same directory, then rename it into place."""
+    atomic_write_text(path, json.dumps(doc, allow_nan=False, separators=(",", ":")))
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write text through a temporary dot-name in the same directory, then rename it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
-        tmp.write_text(json.dumps(doc, allow_nan=False, separators=(",", ":")), encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -144,15 +144,18 @@ class AnalyticsService:
     def _write(self, coord: RunCoordinate, data: RunAnalysisData, inputs: dict) -> datetime:
         """Write the cache, then the run's fleet KPIs beside it (taken away first: they describe the old one)."""
         path = self.analysis_path(coord)
-        remove_kpis(path, self.local.data_root)
+        key = coord.to_path_str()
+        remove_kpis(path, self.local.data_root, key)
         created_at = write_cache(path, data, inputs)
         summary = read_summary(path) or {}
-        write_kpis(path, self.local.data_root, kpis_doc(data, coord.timestamp, str(summary.get("analysis_id")), inputs))
+        doc = kpis_doc(data, coord.timestamp, str(summary.get("analysis_id")), inputs)
+        write_kpis(path, self.local.data_root, key, doc)
         return created_at
 
     def invalidate(self, coord: RunCoordinate | str) -> None:
         """Take the run's fleet KPIs away before its extraction outputs change (the analysis goes stale with them)."""
-        remove_kpis(self.analysis_path(coord), self.local.data_root)
+        coord = _coordinate(coord)
+        remove_kpis(self.analysis_path(coord), self.local.data_root, coord.to_path_str())
 
     def _run_analysis(
         self,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
@@ -12,10 +13,20 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from src.analytics import AnalyticsService
 from src.analytics.cache import fingerprint, parameters
-from src.analytics.kpis import KPIS_FILE, generation, read_kpis
+from src.analytics.kpis import (
+    FLEET_DIR,
+    KPIS_FILE,
+    atomic_write_text,
+    list_changes,
+    prune_changes,
+    read_change,
+    read_kpis,
+)
 from src.core.logging import get_logger
 from src.models import FILTER_LEVELS, HIERARCHY_LEVELS, RunCoordinate
 from src.models.fleet import KPI_NAMES, PERIODS, FleetReport, RunComparison, RunProfile
@@ -29,6 +40,10 @@ EXPORT_COLUMNS = ("coordinate", *HIERARCHY_LEVELS, "started_at", "duration_s", "
 PROFILE_BINS = 50
 MAX_POOLED_RUNS = 20  # "this run vs its lbid": distributions pooled over at most this many runs
 THRESHOLD_RANGE = (0.5, 20.0)
+SNAPSHOT_FILE = "table.parquet"
+POSITION_FILE = "table.position"
+SNAPSHOT_EVERY = 200  # change markers since the snapshot before a new one is saved
+_POSITION_KEY = b"bagboard.fleet_position"
 
 
 class FleetInputError(ValueError):
@@ -59,41 +74,138 @@ def table_from_docs(rows: list[tuple[tuple[str, ...], dict[str, Any]]]) -> pd.Da
 
 
 class FleetTable:
-    """The gathered KPI table of every analysed run, rebuilt in this process when the generation stamp changes."""
+    """The gathered KPI table of every analysed run, kept current from the change markers.
+
+    A process gathers the KPI files once (or loads the snapshot another process saved), then on each use lists the
+    change markers newer than its table and re-reads only those runs. Every SNAPSHOT_EVERY markers the table is
+    saved as a snapshot (parquet, atomically) so a new worker starts from it instead of walking every run.
+    """
 
     def __init__(self, data_root: Path, params: dict[str, float]) -> None:
         self.data_root = Path(data_root)
         self.processed_root = self.data_root / "processed"
         self.params = params
         self._lock = threading.Lock()
-        self._key: tuple[int, int, int] | None = None
-        self._table = empty_table()
+        self._table: pd.DataFrame | None = None
+        self._position = ""  # the newest change marker the table includes
 
-    def version(self) -> tuple[int, int, int]:
-        """Return the generation the table would be built for now (one stat)."""
-        return generation(self.data_root)
+    @property
+    def snapshot_path(self) -> Path:
+        """Return where the shared snapshot lives."""
+        return self.data_root / FLEET_DIR / SNAPSHOT_FILE
+
+    def version(self) -> str:
+        """Return the newest change the table includes, after catching up (a directory listing)."""
+        with self._lock:
+            self._refresh()
+            return self._position
 
     def get(self) -> pd.DataFrame:
-        """Return the table, gathering the KPI files again if any changed since the last gathering."""
-        key = self.version()
-        if key == self._key:
-            return self._table
+        """Return the table, caught up with every change marker."""
         with self._lock:
-            key = self.version()  # read before the walk: a write during it bumps the stamp again
-            if key != self._key:
-                started = time.perf_counter()
-                self._table = table_from_docs(list(self._current_docs()))
-                self._key = key
-                log.info("fleet_table_gathered", runs=len(self._table), seconds=round(time.perf_counter() - started, 3))
+            self._refresh()
+            assert self._table is not None
             return self._table
 
+    def _refresh(self) -> None:
+        """Start from the snapshot or a full gathering when behind it, then apply the newer markers."""
+        snapshot = self._snapshot_position()
+        if self._table is None or snapshot > self._position:
+            loaded = self._load_snapshot()
+            if loaded is not None and (self._table is None or loaded[1] > self._position):
+                self._table, self._position = loaded
+            elif self._table is None:
+                self._gather_all()
+        changes = list_changes(self.data_root, self._position)
+        if changes:
+            self._apply(changes)
+        if len(list_changes(self.data_root, max(snapshot, self._snapshot_position()))) >= SNAPSHOT_EVERY:
+            self._save_snapshot()
+
+    def _gather_all(self) -> None:
+        """Walk every run's KPI file (markers already present are covered by the walk)."""
+        started = time.perf_counter()
+        known = list_changes(self.data_root)
+        self._table = table_from_docs(list(self._current_docs()))
+        self._position = known[-1] if known else ""
+        log.info("fleet_table_gathered", runs=len(self._table), seconds=round(time.perf_counter() - started, 3))
+        self._save_snapshot()
+
+    def _apply(self, changes: list[str]) -> None:
+        """Re-read the runs the markers name and replace their rows."""
+        assert self._table is not None
+        paths = {path for name in changes if (path := read_change(self.data_root, name))}
+        rows = []
+        for path in sorted(paths):
+            parts = tuple(path.split("/"))
+            doc = (
+                self._current_doc(self.processed_root.joinpath(*parts)) if len(parts) == len(HIERARCHY_LEVELS) else None
+            )
+            if doc is not None:
+                rows.append((parts, doc))
+        kept = self._table[~self._table["coordinate"].isin(paths)]
+        fresh = table_from_docs(rows)
+        self._table = (
+            pd.concat([kept, fresh], ignore_index=True).sort_values("coordinate", ignore_index=True)
+            if len(fresh)
+            else kept.reset_index(drop=True)
+        )
+        self._position = changes[-1]
+
+    def _current_doc(self, run_dir: Path) -> dict[str, Any] | None:
+        """Return a run's KPI document if it matches its current extraction outputs and the parameters."""
+        doc = read_kpis(run_dir / ANALYSIS_DIR / KPIS_FILE)
+        if doc is None or doc.get("parameters") != self.params or doc.get("inputs") != fingerprint(run_dir):
+            return None  # stale: the extraction changed or another analysis setting made it
+        return doc
+
     def _current_docs(self):
-        """Yield (parts, doc) for every run whose KPI file matches its current extraction outputs."""
+        """Yield (parts, doc) for every run whose KPI file is current."""
         for parts, run_dir in _run_dirs(self.processed_root):
-            doc = read_kpis(run_dir / ANALYSIS_DIR / KPIS_FILE)
-            if doc is None or doc.get("parameters") != self.params or doc.get("inputs") != fingerprint(run_dir):
-                continue  # stale: the extraction changed or another analysis setting made it
-            yield parts, doc
+            doc = self._current_doc(run_dir)
+            if doc is not None:
+                yield parts, doc
+
+    def _snapshot_position(self) -> str:
+        """Return the position the saved snapshot covers ('' without one)."""
+        try:
+            return (self.snapshot_path.parent / POSITION_FILE).read_text(encoding="utf-8").strip()
+        except OSError:
+            return ""
+
+    def _load_snapshot(self) -> tuple[pd.DataFrame, str] | None:
+        """Read the snapshot and the position recorded inside it, or None when missing or unreadable."""
+        try:
+            table = pq.read_table(self.snapshot_path)
+        except (OSError, pa.ArrowException):
+            return None
+        position = (table.schema.metadata or {}).get(_POSITION_KEY, b"").decode()
+        frame = table.to_pandas()
+        if list(frame.columns) != list(empty_table().columns):
+            return None  # another layout: gather again
+        return frame, position
+
+    def _save_snapshot(self) -> None:
+        """Save the table and its position atomically, then drop the markers it covers (kept 10 minutes)."""
+        assert self._table is not None
+        table = pa.Table.from_pandas(self._table, preserve_index=False)
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), _POSITION_KEY: self._position.encode()})
+        path = self.snapshot_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+        try:
+            pq.write_table(table, tmp)
+            os.replace(tmp, path)
+        except OSError as exc:  # a read-only data root costs the snapshot, not the table
+            log.warning("fleet_snapshot_not_written", error=str(exc))
+            return
+        finally:
+            tmp.unlink(missing_ok=True)
+        atomic_write_text(path.parent / POSITION_FILE, self._position)
+        if self._position:
+            # Another worker may be applying markers just older than this snapshot: leave it ten minutes.
+            cutoff = int(self._position[:20]) - 600 * 10**9
+            prune_changes(self.data_root, f"{max(cutoff, 0):020d}")
 
 
 def _run_dirs(root: Path, depth: int = len(HIERARCHY_LEVELS)):
@@ -143,8 +255,8 @@ class FleetService:
         self._totals: OrderedDict[tuple, int] = OrderedDict()
         self._totals_lock = threading.Lock()
 
-    def version(self) -> tuple[Any, tuple[int, int, int]]:
-        """Return what a rendered report depends on: the inventory's version and the KPI generation."""
+    def version(self) -> tuple[Any, str]:
+        """Return what a rendered report depends on: the inventory's version and the newest KPI change."""
         return self.inventory_version(), self.table.version()
 
     def get_runs(self, filters: dict[str, str] | None) -> pd.DataFrame:
@@ -163,30 +275,7 @@ class FleetService:
             )
         cleaned = clean_filters(filters)
         runs = self.get_runs(cleaned)
-        depth = len(cleaned)
-        level = HIERARCHY_LEVELS[depth]
-        by_child = fleet_stats.rollup(runs, runs[level])
-        by_child.attrs["overall"] = fleet_stats.overall(runs)
-        periods = fleet_stats.period_starts(runs["started_at"], period)
-        placed = periods.notna().to_numpy()
-        over_time = fleet_stats.rollup(runs[placed], periods[placed])
-        group_level = FILTER_LEVELS[depth] if depth < len(FILTER_LEVELS) else FILTER_LEVELS[-1]
-        outliers = fleet_stats.find_outliers(
-            runs.reset_index(drop=True), runs[group_level].reset_index(drop=True), threshold
-        )
-        return FleetReport(
-            filters=cleaned,
-            level=level,
-            period=period,
-            threshold=threshold,
-            runs=runs,
-            by_child=by_child,
-            over_time=over_time,
-            outliers=outliers,
-            total_runs=max(self.total_runs(cleaned), len(runs)),
-            analysed_runs=len(runs),
-            unplaced=int((~placed).sum()),
-        )
+        return build_report(runs, cleaned, period, threshold, max(self.total_runs(cleaned), len(runs)))
 
     def total_runs(self, filters: dict[str, str]) -> int:
         """Return the runs with raw bags under the filter (per inventory version: a walk otherwise)."""
@@ -260,6 +349,35 @@ class FleetService:
             fps_profile=[None if not np.isfinite(v) else float(v) for v in mean_profile],
             track_lifetimes_s=np.concatenate(lifetimes).tolist() if lifetimes else [],
         )
+
+
+def build_report(
+    runs: pd.DataFrame, filters: dict[str, str], period: str, threshold: float, total_runs: int
+) -> FleetReport:
+    """Roll the per-run rows under a (clean) filter up per child and per period, and find the outliers."""
+    depth = len(filters)
+    level = HIERARCHY_LEVELS[depth]
+    by_child = fleet_stats.rollup(runs, runs[level])
+    by_child.attrs["overall"] = fleet_stats.overall(runs)
+    periods = fleet_stats.period_starts(runs["started_at"], period)
+    placed = periods.notna().to_numpy()
+    over_time = fleet_stats.rollup(runs[placed], periods[placed])
+    # Outliers are judged within the next level's children; under a full filter, within the lbid.
+    group_level = FILTER_LEVELS[min(depth, len(FILTER_LEVELS) - 1)]
+    flat = runs.reset_index(drop=True)
+    return FleetReport(
+        filters=filters,
+        level=level,
+        period=period,
+        threshold=threshold,
+        runs=runs,
+        by_child=by_child,
+        over_time=over_time,
+        outliers=fleet_stats.find_outliers(flat, flat[group_level], threshold),
+        total_runs=total_runs,
+        analysed_runs=len(runs),
+        unplaced=int((~placed).sum()),
+    )
 
 
 def fps_profile(t: np.ndarray, fps: np.ndarray, bins: int = PROFILE_BINS) -> np.ndarray:

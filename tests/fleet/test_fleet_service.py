@@ -9,8 +9,9 @@ from types import SimpleNamespace
 import pytest
 
 from src.analytics import AnalyticsService
-from src.analytics.kpis import KPIS_FILE, generation
+from src.analytics.kpis import KPIS_FILE
 from src.models import RunCoordinate
+from src.services import fleet as fleet_module
 from src.services.fleet import FleetInputError, FleetService
 from src.services.local_state import LocalStateService
 from tests.analytics.helpers import FRAME_STAMPS, frame_rows, write_run
@@ -71,21 +72,29 @@ def test_report_rolls_up_per_child_and_counts_what_is_not_analysed(analysed):
         fleet.get_report({}, threshold=0)
 
 
-def test_the_table_is_reused_until_a_kpi_file_changes(analysed):
+def test_the_table_is_reused_and_caught_up_from_change_markers_without_a_walk(analysed, monkeypatch):
     fleet, analytics = analysed
     first = fleet.table.get()
-    assert fleet.table.get() is first  # nothing changed: the same table, no walk
-    before = generation(analytics.local.data_root)
+    assert fleet.table.get() is first  # nothing changed: the same table
+    before = fleet.table.version()
+    # From now on a walk over every run would fail the test: only the changed run may be read.
+    monkeypatch.setattr(fleet_module, "_run_dirs", lambda *_: pytest.fail("walked every run"))
     analytics.invalidate(RUNS[3])  # an extraction is about to rewrite the run's outputs
-    assert generation(analytics.local.data_root) != before
-    assert RUNS[3] not in fleet.table.get()["coordinate"].tolist()
+    assert fleet.table.version() > before
+    assert RUNS[3] not in fleet.table.get()["coordinate"].tolist() and len(fleet.table.get()) == 3
+    # Another worker starts from the snapshot the first one saved, then applies the newer markers.
+    other = FleetService(analytics, Totals(10))
+    assert sorted(other.get_runs({})["coordinate"]) == sorted(RUNS[:3])
+    analytics.analyze_run(RUNS[3], force_refresh=True, with_plots=False)
+    assert RUNS[3] in other.get_runs({})["coordinate"].tolist()
+    assert RUNS[3] in fleet.get_runs({})["coordinate"].tolist()
 
 
 def test_a_run_whose_outputs_changed_drops_out_until_analysed_again(analysed):
     fleet, analytics = analysed
     run_dir = analytics.local.processed_path(RUNS[1])
     write_run(run_dir, frames=frame_rows(FRAME_STAMPS[:5]))  # re-extracted behind the service's back
-    analytics.invalidate(RUNS[0])  # any change of generation makes the table look again
+    fleet.table._gather_all()  # a worker starting without a snapshot walks every run
     assert RUNS[1] not in fleet.get_runs({})["coordinate"].tolist()
     analytics.analyze_run(RUNS[1], force_refresh=True, with_plots=False)
     assert RUNS[1] in fleet.get_runs({})["coordinate"].tolist()
