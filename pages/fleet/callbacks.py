@@ -31,7 +31,7 @@ RUN_VIEW_PATH = "/run-analysis"
 COMPARE_PATH = "/compare"
 FILTER_URL_ID = filter_url_id(VIEW_KEY)
 RENDERS = RenderCache(size=128)
-MAX_OUTLIERS = 50
+MAX_OUTLIERS = 25
 MAX_BATCH_ROWS = 200
 # Coverage note, KPI values, status, a figure and a box style per chart, the per-child table, the outliers.
 RENDER_OUTPUTS = 1 + len(KPIS) + 1 + 2 * len(CHARTS) + 2

@@ -8,6 +8,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -254,6 +255,8 @@ class FleetService:
         )
         self._totals: OrderedDict[tuple, int] = OrderedDict()
         self._totals_lock = threading.Lock()
+        self._selections: OrderedDict[tuple, Selection] = OrderedDict()
+        self._selections_lock = threading.Lock()
 
     def version(self) -> tuple[Any, str]:
         """Return what a rendered report depends on: the inventory's version and the newest KPI change."""
@@ -274,8 +277,22 @@ class FleetService:
                 f"The outlier threshold must be between {THRESHOLD_RANGE[0]:g} and {THRESHOLD_RANGE[1]:g}."
             )
         cleaned = clean_filters(filters)
-        runs = self.get_runs(cleaned)
-        return build_report(runs, cleaned, period, threshold, max(self.total_runs(cleaned), len(runs)))
+        selection = self._selection(cleaned)
+        return report_of(selection, period, threshold, max(self.total_runs(cleaned), len(selection.runs)))
+
+    def _selection(self, filters: dict[str, str]) -> Selection:
+        """Return the selection's roll-up and z-scores, reused while no KPI changed (controls change often)."""
+        key = (self.table.version(), tuple(filters.items()))
+        with self._selections_lock:
+            if key in self._selections:
+                self._selections.move_to_end(key)
+                return self._selections[key]
+        selection = select(under(self.table.get(), filters), filters)
+        with self._selections_lock:
+            self._selections[key] = selection
+            while len(self._selections) > 32:
+                self._selections.popitem(last=False)
+        return selection
 
     def total_runs(self, filters: dict[str, str]) -> int:
         """Return the runs with raw bags under the filter (per inventory version: a walk otherwise)."""
@@ -351,33 +368,55 @@ class FleetService:
         )
 
 
-def build_report(
-    runs: pd.DataFrame, filters: dict[str, str], period: str, threshold: float, total_runs: int
-) -> FleetReport:
-    """Roll the per-run rows under a (clean) filter up per child and per period, and find the outliers."""
+@dataclass
+class Selection:
+    """What a report needs of one selection whatever the period and threshold: rows, roll-up, z-scores."""
+
+    filters: dict[str, str]
+    runs: pd.DataFrame
+    level: str
+    by_child: pd.DataFrame
+    groups: pd.Series
+    scores: fleet_stats.ZScores
+
+
+def select(runs: pd.DataFrame, filters: dict[str, str]) -> Selection:
+    """Roll the rows under a (clean) filter up per child and score each run against its group."""
     depth = len(filters)
     level = HIERARCHY_LEVELS[depth]
+    runs = runs.reset_index(drop=True)
     by_child = fleet_stats.rollup(runs, runs[level])
     by_child.attrs["overall"] = fleet_stats.overall(runs)
+    # Outliers are judged within the next level's children; under a full filter, within the lbid.
+    groups = runs[FILTER_LEVELS[min(depth, len(FILTER_LEVELS) - 1)]]
+    return Selection(filters, runs, level, by_child, groups, fleet_stats.z_scores(runs, groups))
+
+
+def report_of(selection: Selection, period: str, threshold: float, total_runs: int) -> FleetReport:
+    """Return the report of a selection for a period and an outlier threshold."""
+    runs = selection.runs
     periods = fleet_stats.period_starts(runs["started_at"], period)
     placed = periods.notna().to_numpy()
-    over_time = fleet_stats.rollup(runs[placed], periods[placed])
-    # Outliers are judged within the next level's children; under a full filter, within the lbid.
-    group_level = FILTER_LEVELS[min(depth, len(FILTER_LEVELS) - 1)]
-    flat = runs.reset_index(drop=True)
     return FleetReport(
-        filters=filters,
-        level=level,
+        filters=selection.filters,
+        level=selection.level,
         period=period,
         threshold=threshold,
         runs=runs,
-        by_child=by_child,
-        over_time=over_time,
-        outliers=fleet_stats.find_outliers(flat, flat[group_level], threshold),
+        by_child=selection.by_child,
+        over_time=fleet_stats.rollup(runs[placed], periods[placed]),
+        outliers=fleet_stats.outliers_from(runs, selection.groups, selection.scores, threshold),
         total_runs=total_runs,
         analysed_runs=len(runs),
         unplaced=int((~placed).sum()),
     )
+
+
+def build_report(
+    runs: pd.DataFrame, filters: dict[str, str], period: str, threshold: float, total_runs: int
+) -> FleetReport:
+    """Roll the per-run rows under a (clean) filter up per child and per period, and find the outliers."""
+    return report_of(select(runs, filters), period, threshold, total_runs)
 
 
 def fps_profile(t: np.ndarray, fps: np.ndarray, bins: int = PROFILE_BINS) -> np.ndarray:
