@@ -139,3 +139,30 @@ def test_a_viewer_sees_the_fleet_but_cannot_start_or_cancel_a_batch(services, ap
         via="fl-batch-cancel.n_clicks",
     )
     assert refused.status_code == 403
+    dm_search = '{"type":"filter-url","view":"download-manager"}.search'
+    refused = post_callback(
+        client,
+        app,
+        "dm-batch-msg.children",
+        {"dm-start-batch.n_clicks": 1, "dm-grid.selectedRows": [], dm_search: ""},
+        triggered="dm-start-batch.n_clicks",
+    )
+    assert refused.status_code == 403
+    assert services.batches.list() == []
+
+
+def test_an_operator_analyses_the_ticked_runs_from_the_download_manager(services, app, client, auth):
+    auth.login("operator")
+    rows = [row for row in services.data_state.get_state_summary({}).rows if row["cloud_bags"] > 0][:2]
+    dm_search = '{"type":"filter-url","view":"download-manager"}.search'
+    response = post_callback(
+        client,
+        app,
+        "dm-batch-msg.children",
+        {"dm-start-batch.n_clicks": 1, "dm-grid.selectedRows": rows, dm_search: ""},
+        triggered="dm-start-batch.n_clicks",
+    )
+    assert response.status_code == 200 and "Queued a batch of 2 run(s)" in response.get_data(as_text=True)
+    (record,) = services.batches.list()
+    assert sorted(run.coordinate for run in record.runs) == sorted(row["coordinate"] for row in rows)
+    wait_for(lambda: services.batches.status(record.batch_id).status == "complete", timeout=120, what="batch done")
