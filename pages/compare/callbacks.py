@@ -39,7 +39,7 @@ def kpi_table(comparison: RunComparison) -> dbc.Table:
     rows = [
         html.Tr(
             [
-                html.Td(f"{label} ({unit})"),
+                html.Td(label if unit.startswith("/") else f"{label} ({unit})"),
                 html.Td(_fmt(comparison.a.kpis.get(name))),
                 html.Td(_fmt(comparison.b.kpis.get(name))),
                 html.Td(_fmt(diff[name], signed=True), id=f"cmp-diff-{name}"),

@@ -59,7 +59,7 @@ def parse_threshold(value: Any) -> float:
 
 def fmt(value: float | None, unit: str = "", digits: int = 1) -> str:
     """Format a KPI (— when missing)."""
-    return "—" if value is None else f"{value:,.{digits}f}{(' ' + unit) if unit and unit[0] != '/' else unit}"
+    return "—" if value is None else f"{value:,.{digits}f} {unit}".rstrip()
 
 
 def kpi_values(report: FleetReport) -> list[str]:
@@ -69,9 +69,9 @@ def kpi_values(report: FleetReport) -> list[str]:
         f"{report.analysed_runs:,} of {report.total_runs:,}",
         fmt(overall.get("mean_fps"), "Hz"),
         fmt(overall.get("latency_p95_ms"), "ms"),
-        fmt(overall.get("drops_per_min"), "/min", 2),
+        fmt(overall.get("drops_per_min"), "/min"),
         fmt(overall.get("tracks_per_min"), "/min"),
-        fmt(overall.get("mean_track_lifetime_s"), "s", 2),
+        fmt(overall.get("mean_track_lifetime_s"), "s"),
     ]
 
 

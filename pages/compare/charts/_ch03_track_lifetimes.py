@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pages.compare.charts._bins import shared_bins
 from src.components.figures import PALETTE, base_layout
 from src.models.fleet import RunComparison
 
@@ -19,6 +20,7 @@ def build(comparison: RunComparison) -> dict[str, Any] | None:
     ]
     if not sides:
         return None
+    bins = shared_bins(*(side.track_lifetimes_s for side, _ in sides), count=40)
     traces = [
         {
             "type": "histogram",
@@ -26,7 +28,8 @@ def build(comparison: RunComparison) -> dict[str, Any] | None:
             "name": side.label,
             "histnorm": "percent",
             "opacity": 0.6,
-            "nbinsx": 40,
+            "xbins": bins,
+            "autobinx": False,
             "marker": {"color": colour},
         }
         for side, colour in sides
