@@ -157,7 +157,7 @@ class BatchService:
         cleaned = clean_filters(filters)
         runs = self.plan(cleaned, coordinates)
         if not runs:
-            raise BatchError("Nothing to analyse: every run with raw bags here is analysed already.")
+            raise BatchError("Nothing to analyse here: no run with raw bags that is not analysed yet.")
         if len(runs) > MAX_BATCH_RUNS:
             raise BatchError(f"{len(runs):,} runs is more than {MAX_BATCH_RUNS:,}: narrow the filter.")
         record = BatchRecord(

@@ -303,7 +303,7 @@ class FleetService:
                 return self._totals[key]
         try:
             total = self.data_state.get_state_summary(filters, limit=0).with_cloud_bags
-        except Exception as exc:  # no inventory yet: the table alone says what is analysed
+        except (OSError, ValueError) as exc:  # an unreadable inventory: the table alone says what is analysed
             log.info("fleet_total_unknown", error=str(exc))
             total = 0
         with self._totals_lock:
