@@ -10,6 +10,7 @@ import pytest
 
 from src.auth.roles import AccessDenied, Role
 from src.jobs.base import JobKind, NullContext
+from src.jobs.worker import execute_job
 from src.models import RunCoordinate
 from src.models.fleet import BatchRunState
 from src.services.batch import BatchError
@@ -166,3 +167,44 @@ def test_an_operator_analyses_the_ticked_runs_from_the_download_manager(services
     (record,) = services.batches.list()
     assert sorted(run.coordinate for run in record.runs) == sorted(row["coordinate"] for row in rows)
     wait_for(lambda: services.batches.status(record.batch_id).status == "complete", timeout=120, what="batch done")
+
+
+class ThreadWorkers:
+    """Stands in for Celery: each queued job runs in a thread of its own, from the registry, like a worker would."""
+
+    def __init__(self, registry, handlers) -> None:
+        self.registry, self.handlers = registry, handlers
+        self.sent: list[str] = []
+        self.threads: list[threading.Thread] = []
+
+    def dispatch(self, job_id: str) -> None:
+        self.sent.append(job_id)
+        thread = threading.Thread(target=execute_job, args=(self.registry, self.handlers, job_id), daemon=True)
+        thread.start()
+        self.threads.append(thread)
+
+
+def test_a_batch_runs_its_steps_on_queue_workers_too(services):
+    from src.jobs.runner import HandlerSet, JobRunner
+    from src.services.batch import BatchService
+    from src.services.job_handlers import bind_handlers
+
+    handlers = HandlerSet()
+    bind_handlers(handlers, services)
+    workers = ThreadWorkers(services.jobs.registry, handlers)
+    queued = JobRunner(services.jobs.registry, HandlerSet(dict.fromkeys(handlers, lambda ctx: None)), celery=workers)
+    batches = BatchService(services.data_state, services.local_state, services.analytics, queued, concurrency=2)
+    filters, runs = busiest_lbid(services)
+    record = batches.start(OPERATOR, filters)
+    wait_for(lambda: batches.status(record.batch_id).status == "complete", timeout=180, what="batch done")
+    done = batches.status(record.batch_id)
+    assert {run.state for run in done.runs} == {BatchRunState.ANALYSED} and len(done.runs) == len(runs)
+    steps = [job for job in services.jobs.registry.list(limit=200) if job.params.get("batch") == record.batch_id]
+    assert sorted(job.id for job in steps) == sorted(workers.sent)  # every step went through the queue
+    assert Counter(job.kind for job in steps) == {
+        JobKind.DOWNLOAD: len(runs),
+        JobKind.EXTRACT: len(runs),
+        JobKind.ANALYZE: len(runs),
+    }
+    batches.shutdown()
+    queued.shutdown()
