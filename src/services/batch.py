@@ -26,7 +26,7 @@ from src.auth.roles import Role, check_role
 from src.core.logging import get_logger
 from src.jobs.base import Job, JobCancelled, JobContext, JobError, JobKind
 from src.jobs.runner import HandlerSet, JobRunner
-from src.jobs.worker import heartbeat_settings
+from src.jobs.worker import RETENTION_S, heartbeat_settings
 from src.models import ProcessingStatus, RunCoordinate
 from src.models.fleet import BatchRecord, BatchRun, BatchRunState
 from src.services.data_state import DataStateService, clean_filters
@@ -84,6 +84,19 @@ class BatchStore:
             return BatchRecord.from_dict(json.loads(self.path(batch_id).read_text(encoding="utf-8")))
         except (OSError, ValueError, KeyError) as exc:
             raise BatchError("Unknown batch.") from exc
+
+    def prune(self, older_than_s: float) -> int:
+        """Delete records not written for older_than_s (their jobs are purged by then too); return how many."""
+        cutoff, removed = time.time() - older_than_s, 0
+        try:
+            entries = list(os.scandir(self.root))
+        except OSError:
+            return 0
+        for entry in entries:
+            if entry.name.endswith(".json") and entry.stat().st_mtime < cutoff:
+                Path(entry.path).unlink(missing_ok=True)
+                removed += 1
+        return removed
 
     def ids(self, limit: int) -> list[str]:
         """Return the newest batch ids first."""
@@ -168,6 +181,7 @@ class BatchService:
             concurrency=max(1, int(concurrency or self.concurrency)),
             runs=[BatchRun(path) for path in runs],
         )
+        self.store.prune(RETENTION_S)
         self.store.save(record)
         job = self.driver.submit(JobKind.BATCH, f"batch/{record.batch_id}", {"batch_id": record.batch_id}, actor)
         record.job_id = job.id

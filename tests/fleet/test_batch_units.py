@@ -1,4 +1,4 @@
-"""BAGBOARD_BATCH_CONCURRENCY: how many runs of a batch move at once."""
+"""Batch units: the concurrency setting, and old records pruned."""
 
 from __future__ import annotations
 
@@ -14,3 +14,18 @@ def test_batch_concurrency_defaults_to_two_and_is_validated(tmp_path):
     for bad in ("0", "many"):
         with pytest.raises(ConfigError, match="BATCH_CONCURRENCY"):
             Settings.from_env({**base, "BAGBOARD_BATCH_CONCURRENCY": bad})
+
+
+def test_old_batch_records_are_pruned(tmp_path):
+    import os
+
+    from src.models.fleet import BatchRecord, BatchRun
+    from src.services.batch import BatchStore
+
+    store = BatchStore(tmp_path)
+    old, new = (BatchRecord(f"{i:032x}", {}, "op", 0.0, 1, [BatchRun("a/b/c/d/e/f")]) for i in (1, 2))
+    store.save(old)
+    store.save(new)
+    os.utime(store.path(old.batch_id), (1, 1))
+    assert store.prune(3600) == 1
+    assert store.ids(10) == [new.batch_id]
