@@ -135,13 +135,14 @@ def kpis_from_summary(summary: dict[str, Any], timestamp: str, version: int = 1)
 def on_demand_report(data_root: Path, filters: dict[str, str], period: str, threshold: float, total: int) -> Any:
     """Answer the fleet report by reading every run's analysis under the filter (no gathered table)."""
     from src.analytics.cache import fingerprint, is_current, parameters, read_summary
-    from src.services.fleet import _run_dirs, build_report, table_from_docs
+    from src.services.fleet import build_report
+    from src.services.fleet_table import run_dirs, table_from_docs
 
     params = parameters(1.0, 2.0)
     root = data_root / "processed"
     prefix = root.joinpath(*filters.values())
     docs = []
-    for parts, run_dir in _run_dirs(prefix, depth=6 - len(filters)):
+    for parts, run_dir in run_dirs(prefix, depth=6 - len(filters)):
         summary = read_summary(run_dir / "analysis")
         if not is_current(summary, fingerprint(run_dir), params):
             continue

@@ -19,7 +19,7 @@ from src.components.plain import plain
 from src.components.render_cache import RenderCache
 from src.core.extensions import get_services
 from src.core.logging import get_logger
-from src.models import FILTER_LEVELS, RunCoordinate
+from src.models import FILTER_LEVELS, HIERARCHY_LEVELS
 from src.models.fleet import KPI_COLUMNS, BatchRecord, BatchRunState, FleetReport
 from src.services.batch import BatchError
 from src.services.data_state import clean_filters
@@ -39,9 +39,8 @@ LABELS = {name: (label, unit) for name, label, unit in KPI_COLUMNS}
 
 
 def run_link(coordinate: str) -> str:
-    """Return the run view's link for a coordinate path."""
-    coord = RunCoordinate.from_path(coordinate)
-    return RUN_VIEW_PATH + build_search(coord.filters(), {"timestamp": coord.timestamp})
+    """Return the run view's link for a coordinate path (six parts from the fleet table; the run view checks them)."""
+    return RUN_VIEW_PATH + "?" + urlencode(list(zip(HIERARCHY_LEVELS, coordinate.split("/"), strict=False)))
 
 
 def compare_link(coordinate: str, other: str | None = None) -> str:

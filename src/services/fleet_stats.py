@@ -67,9 +67,12 @@ def group_median(values: np.ndarray, codes: np.ndarray, groups: int) -> np.ndarr
     return out
 
 
-def _column(runs: pd.DataFrame, name: str) -> np.ndarray:
-    """Return a column as float64 (NaN for missing)."""
-    return runs[name].to_numpy(dtype=float, na_value=np.nan)
+ROLLUP_INPUTS = ("duration_s", "frame_drops", "tracks", "mean_track_lifetime_s", "mean_fps", *MEDIAN_KPIS)
+
+
+def columns_of(runs: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Return the columns a roll-up reads, as float64 arrays (NaN for missing): read once per selection."""
+    return {name: runs[name].to_numpy(dtype=float, na_value=np.nan) for name in ROLLUP_INPUTS}
 
 
 def rollup(runs: pd.DataFrame, keys: pd.Series | np.ndarray) -> pd.DataFrame:
@@ -79,16 +82,21 @@ def rollup(runs: pd.DataFrame, keys: pd.Series | np.ndarray) -> pd.DataFrame:
     return rollup_codes(runs, *codes_of(keys))
 
 
-def rollup_codes(runs: pd.DataFrame, codes: np.ndarray, names: pd.Index) -> pd.DataFrame:
-    """Return one row of KPIs per group of already factorised codes."""
-    groups = len(names)
-    duration = _column(runs, "duration_s")
+def rollup_codes(runs: pd.DataFrame | dict[str, np.ndarray], codes: np.ndarray, names: pd.Index) -> pd.DataFrame:
+    """Return one row of KPIs per group of already factorised codes (runs: a frame or its columns_of)."""
+    columns = runs if isinstance(runs, dict) else columns_of(runs)
+    return pd.DataFrame(rollup_arrays(columns, codes, len(names)), index=names)[["runs", *KPI_NAMES]]
+
+
+def rollup_arrays(columns: dict[str, np.ndarray], codes: np.ndarray, groups: int) -> dict[str, np.ndarray]:
+    """Return each KPI as an array over the groups (the work of a roll-up, without a DataFrame around it)."""
+    duration = columns["duration_s"]
     minutes = np.where(duration > 0, duration / 60.0, np.nan)
     timed = np.isfinite(minutes)
-    drops = np.where(timed, np.nan_to_num(_column(runs, "frame_drops")), np.nan)
-    tracks_all = np.nan_to_num(_column(runs, "tracks"))
+    drops = np.where(timed, np.nan_to_num(columns["frame_drops"]), np.nan)
+    tracks_all = np.nan_to_num(columns["tracks"])
     tracks = np.where(timed, tracks_all, np.nan)
-    lifetime = _column(runs, "mean_track_lifetime_s")
+    lifetime = columns["mean_track_lifetime_s"]
     weight = np.where(np.isfinite(lifetime) & (tracks_all > 0), tracks_all, np.nan)
     total_minutes = group_sum(minutes, codes, groups)
     total_weight = group_sum(weight, codes, groups)
@@ -96,23 +104,25 @@ def rollup_codes(runs: pd.DataFrame, codes: np.ndarray, names: pd.Index) -> pd.D
         per_minute = np.where(total_minutes > 0, 1.0 / total_minutes, np.nan)
         out = {
             "runs": np.bincount(codes[codes >= 0], minlength=groups),
-            "mean_fps": group_mean(_column(runs, "mean_fps"), codes, groups),
-            **{name: group_median(_column(runs, name), codes, groups) for name in MEDIAN_KPIS},
+            "mean_fps": group_mean(columns["mean_fps"], codes, groups),
+            **{name: group_median(columns[name], codes, groups) for name in MEDIAN_KPIS},
             "drops_per_min": group_sum(drops, codes, groups) * per_minute,
             "tracks_per_min": group_sum(tracks, codes, groups) * per_minute,
             "mean_track_lifetime_s": np.where(
                 total_weight > 0, group_sum(lifetime * weight, codes, groups) / total_weight, np.nan
             ),
         }
-    return pd.DataFrame(out, index=names)[["runs", *KPI_NAMES]]
+    return out
 
 
-def overall(runs: pd.DataFrame) -> dict[str, float | None]:
+def overall(runs: pd.DataFrame | dict[str, np.ndarray], count: int | None = None) -> dict[str, float | None]:
     """Return the roll-up over every run, as plain numbers (None where undefined)."""
-    if runs.empty:
+    count = len(runs) if count is None else count
+    if not count:
         return {"runs": 0, **{name: None for name in KPI_NAMES}}
-    row = rollup_codes(runs, np.zeros(len(runs), dtype=np.intp), pd.Index([0])).iloc[0]
-    return {name: (None if pd.isna(value) else float(value)) for name, value in row.items()}
+    columns = runs if isinstance(runs, dict) else columns_of(runs)
+    arrays = rollup_arrays(columns, np.zeros(count, dtype=np.intp), 1)
+    return {name: (None if np.isnan(values[0]) else float(values[0])) for name, values in arrays.items()}
 
 
 def period_starts(started_at: pd.Series, period: str) -> pd.Series:
@@ -132,9 +142,13 @@ def period_starts(started_at: pd.Series, period: str) -> pd.Series:
 
 def robust_z(values: pd.Series, groups: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Return each value's robust z-score within its group, and its group's median (NaN where undefined)."""
-    v = values.to_numpy(dtype=float, na_value=np.nan)
     codes, names = codes_of(groups)
-    count = len(names)
+    z, median = robust_z_codes(values.to_numpy(dtype=float, na_value=np.nan), codes, len(names))
+    return pd.Series(z, index=values.index), pd.Series(median, index=values.index)
+
+
+def robust_z_codes(v: np.ndarray, codes: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return robust z-scores and group medians of values already split into `count` groups by codes."""
     median = group_median(v, codes, count)
     row_median = np.where(codes >= 0, median[codes], np.nan)
     deviation = np.abs(v - row_median)
@@ -148,7 +162,7 @@ def robust_z(values: pd.Series, groups: pd.Series) -> tuple[pd.Series, pd.Series
         use_mean = ~use_mad & (mean_ad > 0)
         z[use_mean] = (v - row_median)[use_mean] / (MEAN_AD_SCALE * mean_ad[use_mean])
     z[(runs < MIN_GROUP_RUNS) | (codes < 0)] = np.nan
-    return pd.Series(z, index=values.index), pd.Series(row_median, index=values.index)
+    return z, row_median
 
 
 ZScores = dict[str, tuple[np.ndarray, np.ndarray]]
@@ -156,11 +170,11 @@ ZScores = dict[str, tuple[np.ndarray, np.ndarray]]
 
 def z_scores(runs: pd.DataFrame, groups: pd.Series, metrics: tuple[str, ...] = OUTLIER_METRICS) -> ZScores:
     """Return (robust z, group median) per metric for every run: what outliers at any threshold need."""
-    out: ZScores = {}
-    for metric in metrics:
-        z, median = robust_z(runs[metric], groups)
-        out[metric] = (z.to_numpy(), median.to_numpy())
-    return out
+    codes, names = codes_of(groups)  # once for every metric
+    return {
+        metric: robust_z_codes(runs[metric].to_numpy(dtype=float, na_value=np.nan), codes, len(names))
+        for metric in metrics
+    }
 
 
 def outliers_from(runs: pd.DataFrame, groups: pd.Series, scores: ZScores, threshold: float) -> list[Outlier]:

@@ -8,7 +8,7 @@ import pandas as pd
 
 from src.models.fleet import FleetReport, RunComparison, RunProfile
 from src.services import fleet_stats
-from src.services.fleet import table_from_docs
+from src.services.fleet_table import table_from_docs
 
 BASE = {"duration_s": 120.0, "frame_drops": 2, "tracks": 10, "mean_fps": 10.0, "mean_track_lifetime_s": 2.0}
 

@@ -11,7 +11,7 @@ import pytest
 from src.analytics import AnalyticsService
 from src.analytics.kpis import KPIS_FILE
 from src.models import RunCoordinate
-from src.services import fleet as fleet_module
+from src.services import fleet_table as fleet_table_module
 from src.services.fleet import FleetInputError, FleetService
 from src.services.local_state import LocalStateService
 from tests.analytics.helpers import FRAME_STAMPS, frame_rows, write_run
@@ -78,7 +78,7 @@ def test_the_table_is_reused_and_caught_up_from_change_markers_without_a_walk(an
     assert fleet.table.get() is first  # nothing changed: the same table
     before = fleet.table.version()
     # From now on a walk over every run would fail the test: only the changed run may be read.
-    monkeypatch.setattr(fleet_module, "_run_dirs", lambda *_: pytest.fail("walked every run"))
+    monkeypatch.setattr(fleet_table_module, "run_dirs", lambda *_: pytest.fail("walked every run"))
     analytics.invalidate(RUNS[3])  # an extraction is about to rewrite the run's outputs
     assert fleet.table.version() > before
     assert RUNS[3] not in fleet.table.get()["coordinate"].tolist() and len(fleet.table.get()) == 3
