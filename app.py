@@ -9,7 +9,7 @@ import dash
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from pages import View, coverage, download_manager, home, run_analysis
+from pages import View, compare, coverage, download_manager, fleet, home, run_analysis
 from src.auth import init_auth
 from src.cli import register_cli
 from src.components.filter_bar import register_filter_callbacks
@@ -28,7 +28,14 @@ from src.services.container import ServiceContainer
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 # Views are registered explicitly, in sidebar order: one line per view package.
-VIEWS: tuple[View, ...] = (home.view, coverage.view, run_analysis.view, download_manager.view)
+VIEWS: tuple[View, ...] = (
+    home.view,
+    coverage.view,
+    run_analysis.view,
+    fleet.view,
+    compare.view,
+    download_manager.view,
+)
 
 
 def create_app(settings: Settings | None = None) -> dash.Dash:

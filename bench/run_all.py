@@ -39,6 +39,13 @@ BENCHES: list[tuple[str, list[str], int, list[str]]] = [
     ("analysis", ["bench/bench_analysis.py"], 300, []),
     ("frames", ["bench/bench_frames.py"], 900, ["--mb", "200", "--frames", "20", "--scan", "3"]),
     ("inspector", ["bench/bench_inspector_browser.py"], 600, ["--steps", "20"]),
+    ("fleet view", ["bench/bench_fleet.py", "--part", "view"], 900, ["--runs", "2000", "--repeat", "1"]),
+    (
+        "fleet batch",
+        ["bench/bench_fleet.py", "--part", "batch"],
+        2400,
+        ["--batch-runs", "20", "--demo-size", "small"],
+    ),
     (
         "load",
         ["bench/load/run.py", "--dataset", "both", "--duration", "15"],

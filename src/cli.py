@@ -11,6 +11,7 @@ from flask.cli import AppGroup
 
 from src.auth.roles import Role
 from src.auth.users import UserStore, UserStoreError
+from src.cli_batch import batch_cli
 from src.core.extensions import get_services
 from src.models import HIERARCHY_LEVELS
 from src.storage import StorageError
@@ -245,3 +246,4 @@ def register_cli(server: Flask) -> None:
     server.cli.add_command(users_cli)
     server.cli.add_command(demo_cli)
     server.cli.add_command(inventory_cli)
+    server.cli.add_command(batch_cli)

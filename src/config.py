@@ -62,6 +62,7 @@ class Settings:
     sliced_download_threshold_mb: int = 64
     sliced_download_slice_mb: int = 32
     sliced_download_workers: int = 8
+    batch_concurrency: int = 2
     # Moments of a run (src/analytics/moments.py): what makes a latency, a jump, a burst, a fragmented track.
     moment_per_kind: int = 10
     moment_latency_ms: int = 0  # 0: the run's p99
@@ -223,6 +224,7 @@ class Settings:
             sliced_download_threshold_mb=get_int("SLICED_DOWNLOAD_THRESHOLD_MB", 64),
             sliced_download_slice_mb=get_int("SLICED_DOWNLOAD_SLICE_MB", 32),
             sliced_download_workers=get_int("SLICED_DOWNLOAD_WORKERS", 8),
+            batch_concurrency=get_int("BATCH_CONCURRENCY", 2),
             moment_per_kind=get_int("MOMENT_PER_KIND", 10),
             moment_latency_ms=get_int("MOMENT_LATENCY_MS", 0, minimum=0),
             moment_separation_s=get_float("MOMENT_SEPARATION_S", 1.0),

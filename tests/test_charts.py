@@ -17,6 +17,7 @@ from src.components.charts import ChartModule, discover_charts
 from src.models import CoverageReport
 from src.services import coverage
 from tests.analytics.helpers import chart_fixture
+from tests.fleet.helpers import comparison_fixture, fleet_fixture
 
 
 def coverage_fixture() -> CoverageReport:
@@ -47,7 +48,12 @@ def coverage_fixture() -> CoverageReport:
 
 
 # One fixture per view; a new chart in an existing view needs no edit here.
-FIXTURES: dict[str, Callable[[], Any]] = {"coverage": coverage_fixture, "run_analysis": chart_fixture}
+FIXTURES: dict[str, Callable[[], Any]] = {
+    "coverage": coverage_fixture,
+    "run_analysis": chart_fixture,
+    "fleet": fleet_fixture,
+    "compare": comparison_fixture,
+}
 
 
 def all_charts() -> list[tuple[str, ChartModule]]:

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import dash_bootstrap_components as dbc
-from dash import ALL, Dash, Input, Output, State, ctx, html, no_update
+from dash import ALL, Dash, Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from pages.download_manager.layout import KPIS, VIEW_KEY
 from src.auth import Role, current_actor, require_role
 from src.components.cards import empty_state
-from src.components.filter_bar import filter_url_id, filters_from_query, parse_query
+from src.components.filter_bar import build_search, filter_url_id, filters_from_query, parse_query
 from src.components.plain import plain
 from src.components.render_cache import RenderCache
 from src.core.extensions import get_services
@@ -19,6 +19,7 @@ from src.core.logging import get_logger
 from src.formatting import format_bytes
 from src.jobs.base import Job, JobError, JobKind
 from src.models import ProcessingStatus, RunCoordinate
+from src.services.batch import BatchError
 from src.services.local_state import ExportTrackingError
 from src.storage import StorageError
 
@@ -100,7 +101,9 @@ def job_row(job: Job, may_operate: bool) -> html.Div:
                 [
                     dbc.Badge(job.status.value.replace("_", " "), color=colour, className="me-2"),
                     html.B(job.kind.value, className="me-2"),
-                    html.Span(job.target, className="small me-2"),
+                    dcc.Link(job.target, href=f"/fleet?batch={job.params.get('batch_id', '')}", className="small me-2")
+                    if job.kind is JobKind.BATCH
+                    else html.Span(job.target, className="small me-2"),
                     html.Span(f"by {job.started_by}", className="small text-muted"),
                     dbc.Button(
                         "Cancel",
@@ -230,6 +233,27 @@ def register_callbacks(app: Dash) -> None:
             "dm-tab-jobs",
         )
 
+    @app.callback(
+        Output("dm-batch-msg", "children"),
+        Input("dm-start-batch", "n_clicks"),
+        State("dm-grid", "selectedRows"),
+        State(url, "search"),
+        prevent_initial_call=True,
+    )
+    @require_role(Role.OPERATOR)
+    def start_batch(_clicks: int | None, rows: list[dict] | None, search: str | None) -> Any:
+        coords = [coord.to_path_str() for coord in selected_coordinates(rows)]
+        filters = filters_from_query(parse_query(search))
+        try:
+            record = get_services().batches.start(current_actor(), filters, coords or None)
+        except BatchError as exc:
+            return str(exc)
+        link = "/fleet" + build_search(record.filters, {"batch": record.batch_id})
+        return html.Span(
+            [f"Queued a batch of {len(record.runs):,} run(s). ", dcc.Link("Follow it in Fleet", href=link)],
+            id="dm-batch-started",
+        )
+
     @app.callback(Output("dm-export", "options"), Input("dm-tabs", "active_tab"))
     def list_exports(tab: str | None) -> Any:
         if tab != "dm-tab-upload":
@@ -350,7 +374,8 @@ def register_callbacks(app: Dash) -> None:
         State("dm-finished-jobs", "data"),
     )
     def show_jobs(_ticks: int | None, finished_before: Any) -> tuple:
-        jobs = get_services().jobs.registry.list(limit=50)
+        # A batch's step jobs are folded into its one batch job: a batch of 1,000 runs is one row.
+        jobs = get_services().jobs.registry.list(limit=50, exclude_batched=True)
         actor = current_actor()
         may_operate = bool(actor and actor.can(Role.OPERATOR))
         active = sum(job.is_active for job in jobs)

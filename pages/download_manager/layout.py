@@ -84,6 +84,7 @@ def layout(**query: str) -> html.Div:
             dbc.Tabs(
                 [
                     dbc.Tab(download_tab(may_operate), label="Raw download", tab_id="dm-tab-raw"),
+                    dbc.Tab(analyse_tab(may_operate), label="Analyse", tab_id="dm-tab-analyse"),
                     dbc.Tab(upload_tab(may_operate), label="ML upload", tab_id="dm-tab-upload"),
                     dbc.Tab(dataset_tab(may_operate), label="Dataset fetch", tab_id="dm-tab-dataset"),
                     dbc.Tab(html.Div(id="dm-jobs", className="p-3"), label="Jobs", tab_id="dm-tab-jobs"),
@@ -133,6 +134,22 @@ def download_tab(may_operate: bool) -> html.Div:
                 "dm-download-plan",
                 may_operate,
             ),
+        ],
+        className="p-3",
+    )
+
+
+def analyse_tab(may_operate: bool) -> html.Div:
+    """Return the batch tab: download → extract → analyse every ticked run, or every run under the filter."""
+    return html.Div(
+        [
+            html.P(
+                "Queue download → extract → analyse for the ticked runs (none ticked: every run under the filter) "
+                "that are not analysed yet. One batch job stands for them in the job list; follow its runs in Fleet.",
+                className="small text-muted mb-2",
+            ),
+            action_button("Analyse selection", "dm-start-batch", may_operate),
+            html.Div(id="dm-batch-msg", className="mt-2 small"),
         ],
         className="p-3",
     )

@@ -19,6 +19,7 @@ from src.analytics.cache import (
     write_cache,
 )
 from src.analytics.figures import build_figures
+from src.analytics.kpis import kpis_doc, remove_kpis, write_kpis
 from src.analytics.loading import AnalysisInputError, load_extracted, load_metadata
 from src.analytics.metrics import RunAnalysisData, compute_metrics
 from src.models import DataStatus, ExtractedData, ProcessingStatus, RunAnalysis, RunCoordinate
@@ -128,7 +129,7 @@ class AnalyticsService:
             )
             path: Path | None = self.analysis_path(coord)
             try:
-                created_at = write_cache(path, data, inputs)
+                created_at = self._write(coord, data, inputs)
             except OSError as exc:  # a read-only or full disk costs the cache, not the answer
                 log.warning("analysis_cache_not_written", coordinate=coord.to_path_str(), error=str(exc))
                 created_at, path = datetime.now(UTC), None
@@ -139,6 +140,22 @@ class AnalyticsService:
                 **{key: data.counts[key] for key in ("frame_messages", "detections", "tracks", "frame_drops")},
             )
             return data, ProcessingStatus.COMPLETE, created_at, path
+
+    def _write(self, coord: RunCoordinate, data: RunAnalysisData, inputs: dict) -> datetime:
+        """Write the cache, then the run's fleet KPIs beside it (taken away first: they describe the old one)."""
+        path = self.analysis_path(coord)
+        key = coord.to_path_str()
+        remove_kpis(path, self.local.data_root, key)
+        created_at = write_cache(path, data, inputs)
+        summary = read_summary(path) or {}
+        doc = kpis_doc(data, coord.timestamp, str(summary.get("analysis_id")), inputs)
+        write_kpis(path, self.local.data_root, key, doc)
+        return created_at
+
+    def invalidate(self, coord: RunCoordinate | str) -> None:
+        """Take the run's fleet KPIs away before its extraction outputs change (the analysis goes stale with them)."""
+        coord = _coordinate(coord)
+        remove_kpis(self.analysis_path(coord), self.local.data_root, coord.to_path_str())
 
     def _run_analysis(
         self,

@@ -19,6 +19,7 @@ class JobKind(StrEnum):
     EXTRACT = "extract"  # target: coordinate path
     ANALYZE = "analyze"  # target: coordinate path
     INVENTORY_REFRESH = "inventory-refresh"  # target: "inventory"
+    BATCH = "batch"  # target: "batch/{id}"; drives the step jobs of many runs (src/services/batch.py)
     SLEEP = "sleep"  # target: anything; a built-in diagnostic job (tests, worker smoke checks)
 
 

@@ -27,6 +27,7 @@ from src.jobs.registry_base import (
     clean_params,
     clip_line,
     dump_json,
+    is_batched,
     new_job_id,
     now_ts,
     one_line,
@@ -198,21 +199,30 @@ class RedisJobRegistry(JobRegistry):
         return jobs[0] if jobs else None
 
     def list(
-        self, limit: int = 100, kinds: Iterable[JobKind | str] | None = None, active_only: bool = False
+        self,
+        limit: int = 100,
+        kinds: Iterable[JobKind | str] | None = None,
+        active_only: bool = False,
+        *,
+        exclude_batched: bool = False,
     ) -> builtins.list[Job]:
-        """Return jobs newest first, optionally only some kinds or only active ones."""
+        """Return jobs newest first, optionally only some kinds, only active ones, or no batch steps."""
         wanted = None if kinds is None else {JobKind(kind) for kind in kinds}
         if limit <= 0 or wanted == set():
             return []
+
+        def keep(job: Job) -> bool:
+            return (wanted is None or job.kind in wanted) and not (exclude_batched and is_batched(job))
+
         if active_only:
             jobs = [job for job in self._load(sorted(self._client.smembers(f"{self.prefix}active"))) if job.is_active]
             jobs.sort(key=lambda job: (job.created_at, job.id), reverse=True)
-            return [job for job in jobs if wanted is None or job.kind in wanted][:limit]
+            return [job for job in jobs if keep(job)][:limit]
         found: builtins.list[Job] = []
         start = 0
         while len(found) < limit:
             ids = self._client.zrevrange(f"{self.prefix}created", start, start + _PAGE - 1)
-            found.extend(job for job in self._load(ids) if wanted is None or job.kind in wanted)
+            found.extend(job for job in self._load(ids) if keep(job))
             if len(ids) < _PAGE:
                 break
             start += _PAGE

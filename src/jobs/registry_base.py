@@ -49,9 +49,17 @@ class JobRegistry(ABC):
 
     @abstractmethod
     def list(
-        self, limit: int = 100, kinds: Iterable[JobKind | str] | None = None, active_only: bool = False
+        self,
+        limit: int = 100,
+        kinds: Iterable[JobKind | str] | None = None,
+        active_only: bool = False,
+        *,
+        exclude_batched: bool = False,
     ) -> builtins.list[Job]:
-        """Return jobs newest first, optionally only some kinds or only active ones."""
+        """Return jobs newest first, optionally only some kinds or only active ones.
+
+        exclude_batched leaves out the step jobs of batches (params["batch"] set): their batch job stands for them.
+        """
 
     @abstractmethod
     def start(self, job_id: str) -> bool:
@@ -105,6 +113,11 @@ class JobRegistry(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook, most stores need nothing
         """Release connections (call when no job of this instance is running)."""
+
+
+def is_batched(job: Job) -> bool:
+    """Tell whether a job is a step of a batch."""
+    return bool(job.params.get("batch"))
 
 
 def new_job_id() -> str:

@@ -145,9 +145,14 @@ class SqliteJobRegistry(JobRegistry):
         return _row_to_job(row) if row else None
 
     def list(
-        self, limit: int = 100, kinds: Iterable[JobKind | str] | None = None, active_only: bool = False
+        self,
+        limit: int = 100,
+        kinds: Iterable[JobKind | str] | None = None,
+        active_only: bool = False,
+        *,
+        exclude_batched: bool = False,
     ) -> builtins.list[Job]:
-        """Return jobs newest first, optionally only some kinds or only active ones."""
+        """Return jobs newest first, optionally only some kinds, only active ones, or no batch steps."""
         where, args = [], []
         if kinds is not None:
             kind_values = [JobKind(kind).value for kind in kinds]
@@ -157,6 +162,8 @@ class SqliteJobRegistry(JobRegistry):
             args.extend(kind_values)
         if active_only:
             where.append(f"status IN {_ACTIVE_SQL}")
+        if exclude_batched:
+            where.append("json_extract(params, '$.batch') IS NULL")
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         sql = f"SELECT * FROM jobs {clause} ORDER BY created_at DESC, rowid DESC LIMIT ?"  # noqa: S608 - fixed fragments
         return [_row_to_job(row) for row in self._conn().execute(sql, (*args, int(limit)))]

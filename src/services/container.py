@@ -15,8 +15,10 @@ from src.core.logging import get_logger
 from src.jobs.registry import open_registry
 from src.jobs.runner import JobRunner
 from src.jobs.worker import heartbeat_settings
+from src.services.batch import BatchService
 from src.services.data_state import DataStateService
 from src.services.extraction import ExtractionService, ExtractorSettings
+from src.services.fleet import FleetService
 from src.services.frames import FrameService
 from src.services.inventory import CloudInventoryService
 from src.services.inventory_refresh import RefreshProcess
@@ -45,7 +47,9 @@ class ServiceContainer:
     run_view: RunViewService
     frames: FrameService
     moments: MomentsService
+    fleet: FleetService
     jobs: JobRunner | None = None
+    batches: BatchService | None = None
 
     @classmethod
     def initialize(cls, settings: Settings, shared_cache: BaseCache, *, with_runner: bool = True) -> ServiceContainer:
@@ -99,6 +103,7 @@ class ServiceContainer:
             run_view=RunViewService(data_state, analytics, frames, moments),
             frames=frames,
             moments=moments,
+            fleet=FleetService(analytics, data_state, inventory.version),
         )
         if with_runner:
             redis_url = settings.cache_redis_url if settings.cache_type == "RedisCache" else None
@@ -111,6 +116,9 @@ class ServiceContainer:
                 heartbeat_timeout=timeout,
             )
             bind_handlers(services.jobs, services)
+            services.batches = BatchService(
+                data_state, local_state, analytics, services.jobs, concurrency=settings.batch_concurrency
+            )
         return services
 
     def warm_up(self) -> threading.Thread | None:

@@ -51,7 +51,10 @@ def bind_handlers(target: Any, services: ServiceContainer) -> None:
         return {"runs": inventory.run_count, "objects": inventory.object_count, "prefixes": prefixes or []}
 
     def extract(ctx: JobContext, /, coordinate: str, **_: Any) -> dict[str, Any]:
-        job = services.extraction.execute_extraction(RunCoordinate.from_path(coordinate), ctx)
+        coord = RunCoordinate.from_path(coordinate)
+        # The outputs are about to change: the run's fleet KPIs go stale with its analysis.
+        services.analytics.invalidate(coord)
+        job = services.extraction.execute_extraction(coord, ctx)
         return {"bags": job.bags_processed, "frames": job.frames_extracted}
 
     def analyze(ctx: JobContext, /, coordinate: str, **_: Any) -> dict[str, Any]:

@@ -49,9 +49,11 @@ def test_analyze_run_writes_the_cache_with_summary_last(service, run_dir, monkey
     )
     analysis = service.analyze_run(COORD)
     assert analysis.processing_status is ProcessingStatus.COMPLETE and analysis.status is DataStatus.ANALYZED
-    assert replaced == list(CACHE_FILES)  # each file renamed into place, summary.json last
+    # Each file renamed into place, summary.json last of the cache; then the fleet KPIs and a change marker.
+    assert replaced[:-1] == [*CACHE_FILES, "kpis.json"] and replaced[-1][:20].isdigit()
     assert analysis.cache_path == run_dir / "analysis"
-    assert sorted(p.name for p in (run_dir / "analysis").iterdir()) == sorted(CACHE_FILES)  # no temp files left
+    # No temp files left.
+    assert sorted(p.name for p in (run_dir / "analysis").iterdir()) == sorted([*CACHE_FILES, "kpis.json"])
     assert analysis.metrics.mean_detection_latency_ms == pytest.approx(60.0)
     assert analysis.plots.fps_figure.data and analysis.plots.latency_figure.data
     assert analysis.extracted_data.source_bags == ["drive_0.mcap"] and analysis.extracted_data.frames_df is None

@@ -40,7 +40,7 @@ from tests.helpers import parse_id
 pytestmark = pytest.mark.slow
 
 ALLOWED_STATUSES = {200, 204, 400, 403}
-VIEWS = ("coverage", "run-analysis", "download-manager", "home")
+VIEWS = ("coverage", "run-analysis", "download-manager", "home", "fleet", "compare")
 UPDATE = "/_dash-update-component"
 FUZZ = settings(
     max_examples=200,
@@ -382,7 +382,9 @@ def prop_values(env: FuzzEnv, component: str, prop: str) -> st.SearchStrategy[An
         point = st.fixed_dictionaries({"customdata": st.one_of(text, coords, json_values)})
         return st.one_of(st.fixed_dictionaries({"points": st.lists(point, max_size=2)}), json_values)
     if prop == "pathname":
-        return st.one_of(st.sampled_from(["/", "/coverage", "/run-analysis", "/download-manager"]), text)
+        return st.one_of(
+            st.sampled_from(["/", "/coverage", "/run-analysis", "/download-manager", "/fleet", "/compare"]), text
+        )
     if component == "dm-export":
         return st.one_of(st.sampled_from(env.export_ids or ["x"]), text, json_values)
     if component == "dm-dataset-name":

@@ -60,6 +60,18 @@ def test_list_is_newest_first_and_filters(registry: JobRegistry) -> None:
     assert registry.list(kinds=[]) == []
 
 
+def test_list_can_leave_out_the_steps_of_batches(registry: JobRegistry) -> None:
+    batch, _ = registry.create(JobKind.BATCH, "batch/1", {"batch_id": "1"})
+    steps = [
+        registry.create(JobKind.DOWNLOAD, f"run-{i}", {"coordinate": f"run-{i}", "batch": "1"})[0] for i in range(3)
+    ]
+    alone, _ = registry.create(JobKind.EXTRACT, "run-9", {"coordinate": "run-9"})
+    assert [job.id for job in registry.list(exclude_batched=True)] == [alone.id, batch.id]
+    assert [job.id for job in registry.list(exclude_batched=True, active_only=True)] == [alone.id, batch.id]
+    assert [job.id for job in registry.list(limit=1, exclude_batched=True)] == [alone.id]
+    assert len(registry.list()) == 2 + len(steps)
+
+
 def test_the_same_kind_and_target_cannot_be_active_twice(registry: JobRegistry) -> None:
     job, created = registry.create(JobKind.DOWNLOAD, RUN, started_by="alice")
     again, created_again = registry.create(JobKind.DOWNLOAD, RUN, started_by="bob")
