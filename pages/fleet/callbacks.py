@@ -293,9 +293,9 @@ def register_callbacks(app: Dash) -> None:
     )
     def export_csv(_clicks: int | None, search: str | None) -> dict:
         filters = clean_filters(filters_from_query(parse_query(search)))
-        frame = get_services().fleet.export_rows(filters)
         name = "fleet-" + ("-".join(filters.values()) or "all") + ".csv"
-        return dcc.send_data_frame(frame.to_csv, name, index=False)
+        # Run names come from the buckets: a cell like "=HYPERLINK(...)" must stay text in a spreadsheet.
+        return dcc.send_string(get_services().fleet.export_csv(filters), name, type="text/csv")
 
     @app.callback(
         Output("fl-batch-id", "data"),

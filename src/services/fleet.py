@@ -14,6 +14,7 @@ import pandas as pd
 from src.analytics import AnalyticsService
 from src.analytics.cache import parameters
 from src.core.logging import get_logger
+from src.csv_safe import to_safe_csv
 from src.models import FILTER_LEVELS, HIERARCHY_LEVELS, RunCoordinate
 from src.models.fleet import KPI_NAMES, PERIODS, FleetReport, RunComparison, RunProfile
 from src.services import fleet_stats
@@ -110,7 +111,11 @@ class FleetService:
         runs = self.get_runs(filters)
         frame = runs[[c for c in EXPORT_COLUMNS if c in runs.columns]].copy()
         frame["started_at"] = frame["started_at"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-        return neutralise_cells(frame)
+        return frame
+
+    def export_csv(self, filters: dict[str, str] | None) -> str:
+        """Return the per-run KPI rows under the filter as CSV text that a spreadsheet will not run."""
+        return to_safe_csv(self.export_rows(filters))
 
     # -- compare ---------------------------------------------------------------------------------
 
@@ -246,18 +251,3 @@ def _coordinate(value: str) -> RunCoordinate:
         return RunCoordinate.from_path(str(value))
     except ValueError as exc:
         raise FleetInputError(f"Not a run: {exc}.") from None
-
-
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def neutralise_cells(frame: pd.DataFrame) -> pd.DataFrame:
-    """Return frame with text cells that a spreadsheet would run as a formula prefixed by a quote (CSV injection)."""
-    out = frame.copy()
-    for column in out.columns:
-        if not pd.api.types.is_numeric_dtype(out[column]) and not pd.api.types.is_datetime64_any_dtype(out[column]):
-            out[column] = [
-                "'" + value if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
-                for value in out[column].tolist()
-            ]
-    return out

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from types import SimpleNamespace
 
+import pandas as pd
 import pytest
 
 from src.analytics import AnalyticsService
@@ -126,8 +128,8 @@ def test_export_neutralises_cells_a_spreadsheet_would_run(data_root):
     path = RunCoordinate("=HYPERLINK(1)", "+r", "-f", "@t", "l", "2024-05-06T10-00-00").to_path_str()
     write_run(local.processed_path(path))
     analytics.analyze_run(path, with_plots=False)
-    frame = FleetService(analytics, Totals(1)).export_rows({})
-    row = frame.iloc[0]
+    text = FleetService(analytics, Totals(1)).export_csv({})
+    row = pd.read_csv(io.StringIO(text), keep_default_na=False).iloc[0]
     assert row["coordinate"].startswith("'=") and row["cid"] == "'=HYPERLINK(1)"
     assert (row["regionid"], row["fieldid"], row["twid"], row["lbid"]) == ("'+r", "'-f", "'@t", "l")
     assert isinstance(row["mean_fps"], float)  # numbers are left alone
