@@ -24,6 +24,7 @@ from types import SimpleNamespace
 import pytest
 
 import src.services.extraction as extraction_module
+from src.analytics import AnalyticsService
 from src.auth.roles import Role
 from src.demo import generate_demo
 from src.jobs.base import JobKind
@@ -111,7 +112,7 @@ def run_extraction_job(data_root: Path, coord: RunCoordinate):
     """Run the extraction as the app does (a job on the runner, the app's extract handler); return the job."""
     local = LocalStateService(data_root)
     runner = JobRunner(open_registry(data_root), handlers={})
-    bind_handlers(runner, SimpleNamespace(extraction=ExtractionService(local)))
+    bind_handlers(runner, SimpleNamespace(extraction=ExtractionService(local), analytics=AnalyticsService(local)))
     try:
         job = runner.submit(JobKind.EXTRACT, coord.to_path_str(), {"coordinate": coord.to_path_str()}, Operator())
         return wait_for(lambda: (j := runner.registry.get(job.id)) and not j.is_active and j, timeout=60)
