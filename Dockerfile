@@ -1,13 +1,16 @@
-# syntax=docker/dockerfile:1
+# No `# syntax=` line: BuildKit would pull a frontend image for it; the legacy builder builds this as it is.
+# BASE_IMAGE: the official Python image in production; the tests build on a local Debian base (no registry).
+ARG BASE_IMAGE=python:3.11-slim
+
 # Build stage: compile/install dependencies into a virtualenv that the runtime stage copies.
-FROM python:3.11-slim AS build
+FROM ${BASE_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 COPY requirements.txt /tmp/requirements.txt
 RUN /opt/venv/bin/pip install -r /tmp/requirements.txt
 
 # Runtime stage: no compilers, a non-root user, data on a volume.
-FROM python:3.11-slim
+FROM ${BASE_IMAGE}
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
