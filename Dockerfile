@@ -27,7 +27,7 @@ COPY --chown=bagboard:bagboard assets ./assets
 USER bagboard
 VOLUME ["/data"]
 EXPOSE 8050
-HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
   CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8050/healthz', timeout=4).status != 200)"]
 # The same image runs the extractor CLI: docker run bagboard python -m src.extraction IN OUT
 CMD ["gunicorn", "app:server"]

@@ -114,14 +114,20 @@ def demo_user() -> None:
 @click.option("--raw-bucket", help="Seed this bucket instead of BAGBOARD_RAW_BUCKET (gs://… or file:///…).")
 @click.option("--ml-bucket", help="Seed this bucket instead of BAGBOARD_ML_BUCKET.")
 @click.option("--no-refresh", is_flag=True, help="Do not rebuild the inventory afterwards.")
-def demo_seed(size: str, seed_value: int, raw_bucket: str | None, ml_bucket: str | None, no_refresh: bool) -> None:
+@click.option("--create-buckets", is_flag=True, help="Create missing gs:// buckets first (emulator only).")
+def demo_seed(
+    size: str, seed_value: int, raw_bucket: str | None, ml_bucket: str | None, no_refresh: bool, create_buckets: bool
+) -> None:
     """Write real demo bags and ML samples into the buckets, then build the inventory."""
-    from src.demo.seed import seed_buckets
+    from src.demo.seed import create_emulator_buckets, seed_buckets
 
     settings = current_app.config["BAGBOARD_SETTINGS"]
     raw_url = raw_bucket or settings.raw_bucket
     ml_url = ml_bucket or settings.ml_bucket
     try:
+        if create_buckets:
+            for name in create_emulator_buckets(raw_url, ml_url):
+                click.echo(f"created bucket {name}", err=True)
         summary = seed_buckets(raw_url, ml_url, settings.data_root, size=size, seed=seed_value, progress=_progress)
     except (ValueError, StorageError) as exc:
         _fail(str(exc))

@@ -38,9 +38,7 @@ COMPOSE_IMAGES = {
 
 def docker(*args: str, check: bool = True, timeout: float = 1800, **kwargs) -> subprocess.CompletedProcess[str]:
     """Run the docker CLI and return the finished process (stdout and stderr as text)."""
-    return subprocess.run(
-        ["docker", *args], capture_output=True, text=True, check=check, timeout=timeout, **kwargs
-    )
+    return subprocess.run(["docker", *args], capture_output=True, text=True, check=check, timeout=timeout, **kwargs)
 
 
 def debian_mirror() -> str:
