@@ -134,6 +134,13 @@ class ExtractionService:
             where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
             raise JobError(f"Docker daemon not reachable at {where}: {_one_line(exc)}") from None
         try:
+            # Look first: containers.run would try to pull a missing image, slowly, and from wherever.
+            client.images.get(self.settings.image)
+        except ImageNotFound:
+            raise JobError(f"extractor image {self.settings.image!r} not found: build or pull it") from None
+        except DockerException as exc:
+            raise JobError(f"Docker daemon not reachable: {_one_line(exc)}") from None
+        try:
             to_engine = engine_path_mapper(client)
         except (DockerException, NotOnAMount) as exc:
             raise JobError(f"cannot share the data root with the extractor container: {_one_line(exc)}") from None
@@ -144,8 +151,6 @@ class ExtractionService:
         try:
             try:
                 container = client.containers.run(**self.container_spec(job, scratch, to_engine))
-            except ImageNotFound:
-                raise JobError(f"extractor image {self.settings.image!r} not found: build or pull it") from None
             except DockerException as exc:
                 raise JobError(f"the extractor container did not start: {_one_line(exc)}") from None
             deadline = time.monotonic() + self.settings.timeout_s
