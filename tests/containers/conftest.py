@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pytest
@@ -59,15 +60,22 @@ class Images:
 
 @pytest.fixture(scope="session")
 def images(engine: None) -> Images:
-    """Build the base (cached) and the app image once per session."""
+    """Build the base (cached), the app image and the compose file's stand-ins once per session.
+
+    The stand-ins (Redis, nginx, fake-gcs-server under the names the compose file pulls) build while the app's
+    pip install runs: both mostly wait on the network.
+    """
     base = ensure_base()
-    return Images(base, APP_IMAGE, build_app(base))
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        stand_ins = pool.submit(build_compose_images, base)
+        app_build_s = build_app(base)
+        stand_ins.result()
+    return Images(base, APP_IMAGE, app_build_s)
 
 
 @pytest.fixture(scope="session")
 def compose_images(images: Images) -> Images:
-    """Build the stand-ins of the images the compose file pulls (Redis, nginx, fake-gcs-server)."""
-    build_compose_images(images.base)
+    """Return the images once the compose file's stand-ins are built too."""
     return images
 
 

@@ -108,6 +108,13 @@ def image_exists(tag: str) -> bool:
     return docker("image", "inspect", tag, check=False).returncode == 0
 
 
+def forget_base() -> None:
+    """Remove the cached rootfs and the base image, so the next ensure_base starts from debootstrap."""
+    recipe = BaseRecipe.current()
+    (CACHE / f"base-{recipe.key}.tar").unlink(missing_ok=True)
+    docker("image", "rm", "-f", recipe.tag, check=False)
+
+
 def ensure_base(log=print) -> str:
     """Return the base image's tag, importing the cached rootfs or running debootstrap first if needed."""
     recipe = BaseRecipe.current()
@@ -155,14 +162,15 @@ def build_rootfs_tarball(recipe: BaseRecipe, tarball: Path, rootfs: Path | None 
         partial.rename(tarball)
 
 
-def build(tag: str, context: Path, dockerfile: Path | None = None, base: str | None = None, **args: str) -> float:
+def build(
+    tag: str, context: Path, dockerfile: Path | None = None, base: str | None = None, *, no_cache: bool = False
+) -> float:
     """Build an image with the legacy builder (BuildKit would pull its frontend); return the seconds it took."""
-    argv = ["build", "-t", tag]
+    argv = ["build", "-t", tag, *(["--no-cache"] if no_cache else [])]
     if dockerfile is not None:
         argv += ["-f", str(dockerfile)]
-    for name, value in {"BASE_IMAGE": base, **args}.items():
-        if value is not None:
-            argv += ["--build-arg", f"{name}={value}"]
+    if base is not None:
+        argv += ["--build-arg", f"BASE_IMAGE={base}"]
     started = time.monotonic()
     proc = subprocess.run(
         ["docker", *argv, str(context)],
@@ -177,9 +185,9 @@ def build(tag: str, context: Path, dockerfile: Path | None = None, base: str | N
     return time.monotonic() - started
 
 
-def build_app(base: str, tag: str = APP_IMAGE) -> float:
+def build_app(base: str, tag: str = APP_IMAGE, *, no_cache: bool = False) -> float:
     """Build the project's Dockerfile on the base; return the seconds it took."""
-    return build(tag, REPO, base=base)
+    return build(tag, REPO, base=base, no_cache=no_cache)
 
 
 def build_compose_images(base: str) -> None:
