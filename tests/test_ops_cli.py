@@ -117,3 +117,10 @@ def test_wait_draws_a_bar_on_a_terminal(app, capsys):
     assert follow_job(registry, job.id, tty=True).status is ProcessingStatus.COMPLETE
     out = capsys.readouterr().out
     assert out.startswith("\r[####################] complete 100.0% done") and out.endswith("\n")
+
+
+def test_create_buckets_is_for_an_emulator_only(app, monkeypatch):
+    monkeypatch.delenv("STORAGE_EMULATOR_HOST", raising=False)
+    args = ["demo", "seed", "--size", "tiny", "--create-buckets"]
+    result = app.server.test_cli_runner().invoke(args=[*args, "--raw-bucket", "gs://r", "--ml-bucket", "gs://m"])
+    assert result.exit_code == 1 and "--create-buckets works only against an emulator" in result.output

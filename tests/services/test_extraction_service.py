@@ -124,4 +124,3 @@ def test_docker_unreachable_is_a_clear_job_error(demo, tmp_path, monkeypatch):
     service = ExtractionService(LocalStateService(tmp_path), ExtractorSettings(runner="docker"))
     with pytest.raises(JobError, match="Docker daemon not reachable at unix://"):
         service.execute_extraction(coord, RecordingContext())
-
