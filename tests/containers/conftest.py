@@ -9,13 +9,12 @@ import os
 import shutil
 import subprocess
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pytest
 
 from tests.containers.engine import docker, remove, unique
-from tests.containers.images import APP_IMAGE, build_app, build_compose_images, ensure_base
+from tests.containers.images import APP_IMAGE, build_all
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -62,14 +61,9 @@ class Images:
 def images(engine: None) -> Images:
     """Build the base (cached), the app image and the compose file's stand-ins once per session.
 
-    The stand-ins (Redis, nginx, fake-gcs-server under the names the compose file pulls) build while the app's
-    pip install runs: both mostly wait on the network.
+    When .ci/run's background prebuild holds the build lock, this waits for it and then only checks the cache.
     """
-    base = ensure_base()
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        stand_ins = pool.submit(build_compose_images, base)
-        app_build_s = build_app(base)
-        stand_ins.result()
+    base, app_build_s = build_all()
     return Images(base, APP_IMAGE, app_build_s)
 
 
