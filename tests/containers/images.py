@@ -36,7 +36,7 @@ APP_IMAGE = "bagboard:latest"
 COMPOSE_IMAGES = {
     "redis": "redis:7-alpine",
     "nginx": "nginx:1.27-alpine",
-    "fake-gcs": "fsouza/fake-gcs-server:1.52",
+    "fake-gcs": "fsouza/fake-gcs-server:1.54.0",
 }
 
 
