@@ -173,7 +173,7 @@ class ExtractionService:
         finally:
             if container is not None:
                 with contextlib.suppress(DockerException):
-                    container.remove(force=True)
+                    container.remove(force=True, v=True)  # the image declares VOLUME /data: drop its anonymous volume
             shutil.rmtree(scratch, ignore_errors=True)
 
     # -- shared -----------------------------------------------------------------------------------

@@ -107,7 +107,7 @@ def run_app(
 def remove(*names: str) -> None:
     """Remove containers (running or not), ignoring unknown ones."""
     if names:
-        docker("rm", "-f", *names, check=False)
+        docker("rm", "-f", "-v", *names, check=False)
 
 
 def exec_in(name: str, *command: str, env: Mapping[str, str] = (), stdin: str | None = None, timeout: float = 600):

@@ -172,10 +172,12 @@ def test_the_docker_runner_works_from_the_host(images, demo, tmp_path):
     local = LocalStateService(tmp_path)
     coord = downloaded_run(demo, tmp_path)
     service = ExtractionService(local, ExtractorSettings(runner="docker", image=images.app))
-    since = time.time()
+    since, volumes = time.time(), set(docker("volume", "ls", "-q").stdout.split())
     job = service.execute_extraction(coord, RecordingContext())
     assert job.status is ProcessingStatus.COMPLETE and local.check_extracted(coord).extracted
     assert extractor_events(since) == ["create", "start", "destroy"]
+    # The image declares VOLUME /data: removing the container removes its anonymous volume too.
+    assert set(docker("volume", "ls", "-q").stdout.split()) <= volumes
     missing = ExtractionService(local, ExtractorSettings(runner="docker", image="bagboard-missing:0"))
     with pytest.raises(JobError, match="extractor image 'bagboard-missing:0' not found"):
         missing.execute_extraction(coord, RecordingContext())
