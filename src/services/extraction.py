@@ -115,7 +115,7 @@ class ExtractionService:
             "memswap_limit": self.settings.memory,  # no swap: over the limit means the OOM killer, not a crawl
             "nano_cpus": int(self.settings.cpus * 1e9),
             "user": f"{os.getuid()}:{os.getgid()}",
-            "detach": True,
+            "healthcheck": {"test": ["NONE"]},  # the image's web check means nothing for the extractor
             "labels": {
                 EXTRACTOR_LABEL: "extractor",
                 "bagboard.job": job.job_id,
@@ -150,7 +150,9 @@ class ExtractionService:
         container = None
         try:
             try:
-                container = client.containers.run(**self.container_spec(job, scratch, to_engine))
+                # Created, then started: a failed start still leaves a handle for the finally to remove.
+                container = client.containers.create(**self.container_spec(job, scratch, to_engine))
+                container.start()
             except DockerException as exc:
                 raise JobError(f"the extractor container did not start: {_one_line(exc)}") from None
             deadline = time.monotonic() + self.settings.timeout_s

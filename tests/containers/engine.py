@@ -128,9 +128,10 @@ def events(since: float, label: str, until: float | None = None) -> list[dict]:
     return [json.loads(line) for line in out.splitlines() if line.strip()]
 
 
-def containers_with(label: str) -> list[str]:
-    """Return the ids of containers (any state) carrying a label."""
-    return docker("ps", "-aq", "--filter", f"label={label}").stdout.split()
+def containers_with(label: str, status: str | None = None) -> list[str]:
+    """Return the ids of containers carrying a label, in any state or only in status (created, running, …)."""
+    states = ["--filter", f"status={status}"] if status else []
+    return docker("ps", "-aq", "--filter", f"label={label}", *states).stdout.split()
 
 
 class Compose:

@@ -76,7 +76,7 @@ def app_container(images) -> Iterator[AppContainer]:
         rows = json.loads(exec_in(name, *FLASK, "inventory", "runs", "--json").stdout)
         yield AppContainer(name, sorted(row["coordinate"] for row in rows if row["raw_bags"]))
     finally:
-        remove(name)
+        remove(name, *containers_with(EXTRACTOR))  # a failed test may leave one running: not into the next test
         docker("volume", "rm", "-f", volume, check=False)
 
 
@@ -147,7 +147,10 @@ def test_extraction_failures_are_one_line_job_errors(app_container):
     follow = subprocess.Popen([*argv, "pipeline", "extract", coord, "--wait"], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True)  # fmt: skip
     try:
-        running = wait_for(lambda: containers_with(EXTRACTOR), 60, "the extraction container started", interval=0.2)
+        # Running, not just created: the engine refuses to kill a container that has not started.
+        running = wait_for(
+            lambda: containers_with(EXTRACTOR, "running"), 60, "the extraction container running", interval=0.2
+        )
         docker("kill", running[0])
         _, stderr = follow.communicate(timeout=60)
     finally:
