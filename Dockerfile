@@ -1,13 +1,16 @@
-# syntax=docker/dockerfile:1
+# No `# syntax=` line: BuildKit would pull a frontend image for it; the legacy builder builds this as it is.
+# BASE_IMAGE: the official Python image in production; the tests build on a local Debian base (no registry).
+ARG BASE_IMAGE=python:3.11-slim
+
 # Build stage: compile/install dependencies into a virtualenv that the runtime stage copies.
-FROM python:3.11-slim AS build
+FROM ${BASE_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 COPY requirements.txt /tmp/requirements.txt
 RUN /opt/venv/bin/pip install -r /tmp/requirements.txt
 
 # Runtime stage: no compilers, a non-root user, data on a volume.
-FROM python:3.11-slim
+FROM ${BASE_IMAGE}
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -24,7 +27,7 @@ COPY --chown=bagboard:bagboard assets ./assets
 USER bagboard
 VOLUME ["/data"]
 EXPOSE 8050
-HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
   CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8050/healthz', timeout=4).status != 200)"]
 # The same image runs the extractor CLI: docker run bagboard python -m src.extraction IN OUT
 CMD ["gunicorn", "app:server"]

@@ -37,6 +37,7 @@ BENCHES: list[tuple[str, list[str], int, list[str]]] = [
     ("large download", ["bench/bench_large_download.py"], 600, ["--mib", "256", "--repeat", "1"]),
     ("extraction", ["bench/bench_extraction.py"], 900, ["--mb", "200"]),
     ("analysis", ["bench/bench_analysis.py"], 300, []),
+    ("containers", ["bench/bench_containers.py"], 1800, ["--mb", "200", "--repeat", "1", "--no-cold-build"]),
     ("frames", ["bench/bench_frames.py"], 900, ["--mb", "200", "--frames", "20", "--scan", "3"]),
     ("inspector", ["bench/bench_inspector_browser.py"], 600, ["--steps", "20"]),
     ("fleet view", ["bench/bench_fleet.py", "--part", "view"], 900, ["--runs", "2000", "--repeat", "1"]),

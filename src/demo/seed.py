@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import urlparse
 
 from src.demo.files import iter_files
 from src.demo.generate import DemoSummary, generate_demo
@@ -58,3 +60,21 @@ def upload_tree(root: Path, bucket: Bucket, progress: Callable[[str], None] | No
     with ThreadPoolExecutor(max_workers=UPLOAD_WORKERS) as pool:
         list(pool.map(lambda item: bucket.upload(item[1], item[0], overwrite=True), files))
     return len(files)
+
+
+def create_emulator_buckets(*urls: str) -> list[str]:
+    """Create the gs:// buckets of urls on the emulator (STORAGE_EMULATOR_HOST) unless they exist; return new ones."""
+    if not os.environ.get("STORAGE_EMULATOR_HOST"):
+        raise ValueError("--create-buckets works only against an emulator: set STORAGE_EMULATOR_HOST")
+    from google.api_core.exceptions import Conflict
+
+    from src.storage.gcs import default_client
+
+    client, created = default_client(), []
+    for name in dict.fromkeys(urlparse(url).netloc for url in urls if url.startswith("gs://")):
+        try:
+            client.create_bucket(name)
+            created.append(name)
+        except Conflict:
+            pass  # already there: seeding again overwrites the demo objects
+    return created

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -18,10 +19,13 @@ from typing import Any
 
 from src.jobs.base import JobCancelled, JobContext, JobError, NullContext
 from src.models import ExtractionJob, ProcessingStatus, RunCoordinate
+from src.services.engine_paths import NotOnAMount, engine_path_mapper
 from src.services.local_state import LocalStateService
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 RUNNERS = ("local", "docker")
+# Every extraction container carries this label (value "extractor"): ops and tests find them by it.
+EXTRACTOR_LABEL = "bagboard.role"
 
 
 @dataclass(frozen=True)
@@ -92,53 +96,86 @@ class ExtractionService:
 
     # -- docker: the same CLI in the project's image (or a team's own that honours the contract) ---
 
-    def container_spec(self, job: ExtractionJob, scratch: Path) -> dict[str, Any]:
-        """Return the docker SDK arguments for one extraction (raw read-only, fresh output, no network)."""
+    def container_spec(
+        self, job: ExtractionJob, scratch: Path, to_engine: Callable[[Path], Path] = lambda path: path
+    ) -> dict[str, Any]:
+        """Return the docker SDK arguments for one extraction (raw read-only, fresh output, no network).
+
+        to_engine maps this process's paths to the engine host's (see src.services.engine_paths).
+        """
         return {
             "image": self.settings.image,
             "command": ["python", "-m", "src.extraction", "/input", f"/output/{job.output_path.name}"],
             "volumes": {
-                str(job.source_path): {"bind": "/input", "mode": "ro"},
-                str(scratch): {"bind": "/output", "mode": "rw"},
+                str(to_engine(job.source_path)): {"bind": "/input", "mode": "ro"},
+                str(to_engine(scratch)): {"bind": "/output", "mode": "rw"},
             },
             "network_disabled": True,
             "mem_limit": self.settings.memory,
+            "memswap_limit": self.settings.memory,  # no swap: over the limit means the OOM killer, not a crawl
             "nano_cpus": int(self.settings.cpus * 1e9),
             "user": f"{os.getuid()}:{os.getgid()}",
-            "detach": True,
-            "labels": {"bagboard.job": job.job_id, "bagboard.run": job.coordinate.to_path_str()},
+            "healthcheck": {"test": ["NONE"]},  # the image's web check means nothing for the extractor
+            "labels": {
+                EXTRACTOR_LABEL: "extractor",
+                "bagboard.job": job.job_id,
+                "bagboard.run": job.coordinate.to_path_str(),
+            },
         }
 
     def _run_docker(self, job: ExtractionJob, ctx: JobContext) -> list[str]:
         import docker
-        from docker.errors import DockerException, ImageNotFound
+        from docker.errors import DockerException, ImageNotFound, NotFound
 
         try:
             client = docker.from_env()
             client.ping()
         except DockerException as exc:
             where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
-            raise JobError(f"Docker daemon not reachable at {where}: {' '.join(str(exc).split())[:200]}") from None
+            raise JobError(f"Docker daemon not reachable at {where}: {_one_line(exc)}") from None
+        try:
+            # Look first: containers.run would try to pull a missing image, slowly, and from wherever.
+            client.images.get(self.settings.image)
+        except ImageNotFound:
+            raise JobError(f"extractor image {self.settings.image!r} not found: build or pull it") from None
+        except DockerException as exc:
+            raise JobError(f"Docker daemon not reachable: {_one_line(exc)}") from None
+        try:
+            to_engine = engine_path_mapper(client)
+        except (DockerException, NotOnAMount) as exc:
+            raise JobError(f"cannot share the data root with the extractor container: {_one_line(exc)}") from None
         # The container writes into a scratch dir beside the final one; only a complete output is moved in.
         scratch = job.output_path.parent / f".{job.output_path.name}.docker-{uuid.uuid4().hex[:8]}"
         scratch.mkdir(parents=True)
         container = None
         try:
             try:
-                container = client.containers.run(**self.container_spec(job, scratch))
-            except ImageNotFound:
-                raise JobError(f"extractor image {self.settings.image!r} not found: build or pull it") from None
+                # Created, then started: a failed start still leaves a handle for the finally to remove.
+                container = client.containers.create(**self.container_spec(job, scratch, to_engine))
+                container.start()
+            except DockerException as exc:
+                raise JobError(f"the extractor container did not start: {_one_line(exc)}") from None
             deadline = time.monotonic() + self.settings.timeout_s
-            logs = (chunk.decode("utf-8", "replace") for chunk in container.logs(stream=True, follow=True))
-            lines = self._follow(_split_lines(logs), job, ctx, container.kill, deadline)
-            code = container.wait(timeout=max(1.0, deadline - time.monotonic())).get("StatusCode", 1)
+            try:
+                logs = (chunk.decode("utf-8", "replace") for chunk in container.logs(stream=True, follow=True))
+                lines = self._follow(_split_lines(logs), job, ctx, container.kill, deadline)
+                code = container.wait(timeout=max(1.0, deadline - time.monotonic())).get("StatusCode", 1)
+                container.reload()
+                oom = bool(container.attrs.get("State", {}).get("OOMKilled"))
+            except NotFound:
+                raise JobError("the extractor container was removed while it ran") from None
+            except (DockerException, OSError) as exc:
+                raise JobError(f"lost the extractor container: {_one_line(exc)}") from None
+            if oom:
+                raise JobError(f"the extractor ran out of memory (limit {self.settings.memory}) and was killed")
             if code != 0:
-                raise JobError(_last_error(lines) or f"the extractor container exited with code {code}")
+                raise JobError(_container_error(lines, code))
             _replace_dir(scratch / job.output_path.name, job.output_path)
             return lines
         finally:
             if container is not None:
-                container.remove(force=True)
+                with contextlib.suppress(DockerException):
+                    container.remove(force=True, v=True)  # the image declares VOLUME /data: drop its anonymous volume
             shutil.rmtree(scratch, ignore_errors=True)
 
     # -- shared -----------------------------------------------------------------------------------
@@ -192,6 +229,20 @@ def _progress_event(line: str) -> dict[str, Any] | None:
 def _last_error(lines: list[str]) -> str | None:
     errors = [line.removeprefix("error: ") for line in lines if line.startswith("error: ")]
     return errors[-1] if errors else (lines[-1] if lines else None)
+
+
+def _container_error(lines: list[str], code: int) -> str:
+    """Say why a container failed: the extractor's own error, or that something outside killed it."""
+    errors = [line for line in lines if line.startswith("error: ")]
+    if errors:
+        return errors[-1].removeprefix("error: ")
+    if code in (137, 143):  # SIGKILL / SIGTERM from outside: docker kill, docker stop, a reboot
+        return f"the extractor container was stopped from outside (exit code {code})"
+    return _last_error(lines) or f"the extractor container exited with code {code}"
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200]
 
 
 def _stop(process: subprocess.Popen) -> None:
