@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from src.analytics.loading import BLOCK_SIZE, AnalysisInputError
@@ -54,19 +54,32 @@ class MomentSettings:
 
 @dataclass(frozen=True)
 class TrackPoints:
-    """tracking.csv rows with a track id: stamp, id, class and box centre."""
+    """tracking.csv rows with a track id: stamp, track and class (as codes into their names) and box centre.
+
+    Codes, not a Python string per row: a run has thousands of tracks but a million rows, and turning every row's
+    id into a str object cost more than finding the moments.
+    """
 
     stamp_ns: np.ndarray
-    track_id: np.ndarray  # object (str)
-    class_id: np.ndarray  # object (str or None)
+    track: np.ndarray  # int code per row into track_names
+    track_names: np.ndarray  # object (str), one per distinct track id
+    klass: np.ndarray  # int code per row into class_names, -1 where the class is missing
+    class_names: np.ndarray  # object (str)
     cx: np.ndarray
     cy: np.ndarray
 
     @classmethod
     def empty(cls) -> TrackPoints:
         """Return no points."""
-        nothing = np.empty(0, dtype=object)
-        return cls(np.empty(0, dtype=np.int64), nothing, nothing, np.empty(0), np.empty(0))
+        codes, names = np.empty(0, dtype=np.int64), np.empty(0, dtype=object)
+        return cls(np.empty(0, dtype=np.int64), codes, names, codes, names, np.empty(0), np.empty(0))
+
+
+def _codes(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """Return (code per row, -1 where null; the distinct strings) of a string column, encoded in Arrow."""
+    encoded = pc.dictionary_encode(column.combine_chunks())
+    codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+    return codes, encoded.dictionary.to_numpy(zero_copy_only=False).astype(object)
 
 
 def load_track_points(directory: Path) -> TrackPoints:
@@ -98,12 +111,15 @@ def load_track_points(directory: Path) -> TrackPoints:
         )
     except (pa.ArrowInvalid, OSError) as exc:
         raise AnalysisInputError(f"{path}: {str(exc).splitlines()[0]}") from exc
-    valid = table["track_id"].is_valid()
-    table = table.filter(valid)
+    table = table.filter(table["track_id"].is_valid())
+    track, track_names = _codes(table["track_id"])
+    klass, class_names = _codes(table["class_id"])
     return TrackPoints(
         stamp_ns=table["stamp_ns"].to_numpy(zero_copy_only=False),
-        track_id=table["track_id"].to_numpy(zero_copy_only=False),
-        class_id=table["class_id"].to_numpy(zero_copy_only=False),
+        track=track,
+        track_names=track_names,
+        klass=klass,
+        class_names=class_names,
         cx=table["cx"].to_numpy(zero_copy_only=False),
         cy=table["cy"].to_numpy(zero_copy_only=False),
     )
@@ -231,7 +247,7 @@ def _fragmentation(data: RunAnalysisData, tracks: TrackPoints, settings: MomentS
     """Return tracks that end where another of the same class starts soon after: likely one object's lost id."""
     if tracks.stamp_ns.size < 2:
         return []
-    codes, ids = pd.factorize(tracks.track_id)
+    codes, ids = tracks.track, tracks.track_names
     order = np.lexsort((tracks.stamp_ns, codes))
     sorted_codes = codes[order]
     edges = np.flatnonzero(np.diff(sorted_codes)) + 1
@@ -240,8 +256,8 @@ def _fragmentation(data: RunAnalysisData, tracks: TrackPoints, settings: MomentS
     t0 = data.series.t0_ns
     start_s = (tracks.stamp_ns[first] - t0) / NS_PER_S
     end_s = (tracks.stamp_ns[last] - t0) / NS_PER_S
-    start_class = pd.Series(tracks.class_id[first]).fillna("").to_numpy(dtype=object)
-    end_class = pd.Series(tracks.class_id[last]).fillna("").to_numpy(dtype=object)
+    start_class = tracks.klass[first]  # -1 (no class) pairs only with another track without a class
+    end_class = tracks.klass[last]
     by_start = np.argsort(start_s, kind="stable")
     starts = start_s[by_start]
     lo = np.searchsorted(starts, end_s, side="right")
@@ -277,7 +293,8 @@ def _fragmentation(data: RunAnalysisData, tracks: TrackPoints, settings: MomentS
         used_dead.add(a)
         used_born.add(b)
         gap = float(start_s[b] - end_s[a])
-        name = end_class[a] or "unclassified"
+        name = str(tracks.class_names[end_class[a]]) if end_class[a] >= 0 else ""
+        name = name or "unclassified"
         moments.append(
             Moment(
                 "fragmentation",
