@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pages.compare.charts._bins import shared_bins
-from src.components.figures import PALETTE, base_layout
+from pages.compare.charts._bins import overlaid_histograms
 from src.models.fleet import RunComparison
 
 TITLE = "Detection latency distribution"
@@ -13,28 +12,4 @@ TITLE = "Detection latency distribution"
 
 def build(comparison: RunComparison) -> dict[str, Any] | None:
     """Two normalised histograms on one axis (each side's share of its detection messages)."""
-    sides = [
-        (side, colour) for side, colour in ((comparison.a, PALETTE[0]), (comparison.b, PALETTE[1])) if side.latency_ms
-    ]
-    if not sides:
-        return None
-    bins = shared_bins(*(side.latency_ms for side, _ in sides), count=60)
-    traces = [
-        {
-            "type": "histogram",
-            "x": side.latency_ms,
-            "name": side.label,
-            "histnorm": "percent",
-            "opacity": 0.6,
-            "xbins": bins,
-            "autobinx": False,
-            "marker": {"color": colour},
-        }
-        for side, colour in sides
-    ]
-    return {
-        "data": traces,
-        "layout": base_layout(
-            TITLE, barmode="overlay", xaxis={"title": {"text": "ms"}}, yaxis={"title": {"text": "% of messages"}}
-        ),
-    }
+    return overlaid_histograms(comparison, "latency_ms", bins=60, title=TITLE, unit="ms", share_of="messages")
