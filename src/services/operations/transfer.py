@@ -5,8 +5,9 @@ from __future__ import annotations
 import errno
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -34,6 +35,8 @@ from src.storage.base import (
 # Forward progress (and look for a cancel) every this many bytes: GCS hands over 8 KiB writes.
 REPORT_EVERY = 256 * 1024
 MIB = 1 << 20
+# How often a sliced download's file is flushed while its slices arrive (see background_writeback).
+WRITEBACK_INTERVAL_S = 0.25
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -281,8 +284,36 @@ def _fetch_slices(
         bucket.download_range(name, tmp, span[0], span[1], counter, expected=expected)
         counter.flush()
 
-    run_parallel(ranges, fetch, workers, progress, stop=stop, name="slice")
+    with background_writeback(tmp):
+        run_parallel(ranges, fetch, workers, progress, stop=stop, name="slice")
     return expected
+
+
+@contextmanager
+def background_writeback(path: Path, every_s: float = WRITEBACK_INTERVAL_S) -> Iterator[None]:
+    """Flush path's dirty pages to disk every few tenths of a second on a helper thread while the body runs.
+
+    The disk then writes while the network still delivers, instead of one fsync of the whole file before the
+    rename (1.7 s for 1 GiB here, half the time of the download itself); the download threads never wait on it.
+    """
+    done = threading.Event()
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+
+    def flush() -> None:
+        while not done.wait(every_s):
+            try:
+                os.fdatasync(fd)
+            except OSError:
+                return  # the fsync before the rename reports it, on the job's own thread
+
+    flusher = threading.Thread(target=flush, name="slice-writeback", daemon=True)
+    flusher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        flusher.join()
+        os.close(fd)
 
 
 def allocate(path: Path, size: int) -> None:
