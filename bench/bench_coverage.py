@@ -49,6 +49,7 @@ os.environ["BAGBOARD_LOG_LEVEL"] = "WARNING"
 
 import numpy as np  # noqa: E402
 
+from bench._env import bagboard_env  # noqa: E402
 from bench.bench_inventory import build_snapshot  # noqa: E402
 
 TARGETS = {"callback_p95_ms": 50.0, "ratio": 20.0, "tti_s": 1.0}
@@ -110,18 +111,6 @@ def link_tree(source: Path, target: Path) -> None:
         return dst
 
     shutil.copytree(source, target, copy_function=link)
-
-
-def bagboard_env(data_root: Path) -> dict[str, str]:
-    """Return the BAGBOARD_* variables of the benchmark's app."""
-    return {
-        "BAGBOARD_ENV": "test",
-        "BAGBOARD_SECRET_KEY": "bench-secret-key-" + "x" * 32,
-        "BAGBOARD_DATA_ROOT": str(data_root),
-        "BAGBOARD_CACHE_TYPE": "FileSystemCache",
-        "BAGBOARD_INVENTORY_REFRESH_ON_START": "false",
-        "BAGBOARD_LOG_LEVEL": "WARNING",
-    }
 
 
 # -- selections ---------------------------------------------------------------------------------

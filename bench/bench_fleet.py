@@ -31,24 +31,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _env import bagboard_env
 from _report import emit
 
 CACHE_DIR = Path(tempfile.gettempdir()) / "bagboard-bench-fleet"
 USER, PASSWORD = "bench", "bench-pass-123"
 TARGETS = {"callback_p95_ms": 100.0, "ratio": 20.0}
 SEARCH = '{"type":"filter-url","view":"fleet"}.search'
-
-
-def env(data_root: Path) -> dict[str, str]:
-    """Return the BAGBOARD_* variables of the benchmark's app."""
-    return {
-        "BAGBOARD_ENV": "test",
-        "BAGBOARD_SECRET_KEY": "bench-secret-key-" + "x" * 32,
-        "BAGBOARD_DATA_ROOT": str(data_root),
-        "BAGBOARD_CACHE_TYPE": "FileSystemCache",
-        "BAGBOARD_INVENTORY_REFRESH_ON_START": "false",
-        "BAGBOARD_LOG_LEVEL": "WARNING",
-    }
 
 
 def p95(values: list[float]) -> float:
@@ -175,7 +164,7 @@ def bench_view(args: argparse.Namespace) -> None:
         t0 = time.perf_counter()
         synthesise(data_root, args.runs, args.seed)
         print(f"wrote {args.runs:,} synthetic analysed runs in {time.perf_counter() - t0:.1f} s")
-        settings = Settings.from_env(env(data_root))
+        settings = Settings.from_env(bagboard_env(data_root))
         UserStore(settings.users_file).add(USER, PASSWORD, Role.VIEWER)
         app = create_app(settings)
         services = app.server.extensions["bagboard.services"]
@@ -274,7 +263,7 @@ def fresh_app(demo: Path, root: Path, concurrency: int) -> Any:
     data_root = root / "data"
     data_root.mkdir(parents=True)
     variables = {
-        **env(data_root),
+        **bagboard_env(data_root),
         "BAGBOARD_RAW_BUCKET": f"file://{demo / 'raw'}",
         "BAGBOARD_ML_BUCKET": f"file://{demo / 'ml'}",
         "BAGBOARD_BATCH_CONCURRENCY": str(concurrency),

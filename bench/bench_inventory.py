@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from _env import bagboard_env
 from _report import emit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -349,18 +350,6 @@ def child_subtree(pointer: Path, work: Path) -> dict[str, Any]:
 
 
 # -- gunicorn workers ---------------------------------------------------------------------------
-
-
-def bagboard_env(data_root: Path) -> dict[str, str]:
-    """Return the BAGBOARD_* variables of a benchmark app on data_root (no refresh on start)."""
-    return {
-        "BAGBOARD_ENV": "test",
-        "BAGBOARD_SECRET_KEY": "bench-secret-key-" + "x" * 32,
-        "BAGBOARD_DATA_ROOT": str(data_root),
-        "BAGBOARD_CACHE_TYPE": "FileSystemCache",
-        "BAGBOARD_INVENTORY_REFRESH_ON_START": "false",
-        "BAGBOARD_LOG_LEVEL": "WARNING",
-    }
 
 
 def measure_workers(pointer: Path | None, workers: int, hierarchy: list[list[str]], calls: int) -> list[dict]:
