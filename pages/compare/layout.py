@@ -7,6 +7,7 @@ from dash import dcc, html
 
 from pages.compare.charts import CHARTS
 from src.components.cards import page_header
+from src.components.charts import chart_boxes
 from src.components.filter_bar import filter_bar, filters_from_query
 
 VIEW_KEY = "compare"
@@ -63,15 +64,6 @@ def layout(a: str | None = None, b: str | None = None, vs: str | None = None, **
             ),
             html.Div(id="cmp-msg", className="small text-danger mb-2"),
             dbc.Card(dbc.CardBody(html.Div(id="cmp-kpis")), className="mb-3"),
-            html.Div(
-                [
-                    html.Div(
-                        dbc.Card(dbc.CardBody(dcc.Graph(id=chart.element_id, config={"displaylogo": False}))),
-                        id=f"{chart.element_id}-box",
-                        className="mb-3",
-                    )
-                    for chart in CHARTS
-                ]
-            ),
+            html.Div(chart_boxes(CHARTS)),
         ]
     )

@@ -9,6 +9,7 @@ from dash import dcc, html
 from pages.coverage.charts import CHARTS
 from src.auth import Role, current_actor
 from src.components.cards import kpi_card, kpi_row, page_header
+from src.components.charts import chart_boxes
 from src.components.filter_bar import filter_bar, filters_from_query
 from src.services.coverage import DEFAULT_THRESHOLD_PCT
 
@@ -58,14 +59,7 @@ def layout(expected: str | None = None, threshold: str | None = None, **query: s
             html.Div(id="cov-status"),
             dcc.Loading(
                 html.Div(
-                    [
-                        html.Div(
-                            dbc.Card(dbc.CardBody(dcc.Graph(id=chart.element_id, config={"displaylogo": False}))),
-                            id=f"{chart.element_id}-box",
-                            className="mb-3",
-                        )
-                        for chart in CHARTS
-                    ],
+                    chart_boxes(CHARTS),
                     id="cov-charts",
                 ),
                 type="dot",

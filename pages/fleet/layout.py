@@ -8,6 +8,7 @@ from dash import dcc, html
 from pages.fleet.charts import CHARTS
 from src.auth import Role, current_actor
 from src.components.cards import kpi_card, kpi_row, page_header
+from src.components.charts import chart_boxes
 from src.components.filter_bar import filter_bar, filters_from_query
 from src.services.fleet import THRESHOLD_RANGE
 from src.services.fleet_stats import DEFAULT_THRESHOLD
@@ -44,14 +45,7 @@ def layout(batch: str | None = None, **query: str) -> html.Div:
             dcc.Store(id="fl-refresh"),
             dcc.Loading(
                 html.Div(
-                    [
-                        html.Div(
-                            dbc.Card(dbc.CardBody(dcc.Graph(id=chart.element_id, config={"displaylogo": False}))),
-                            id=f"{chart.element_id}-box",
-                            className="mb-3",
-                        )
-                        for chart in CHARTS
-                    ],
+                    chart_boxes(CHARTS),
                     id="fl-charts",
                 ),
                 type="dot",

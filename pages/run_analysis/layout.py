@@ -10,6 +10,7 @@ from dash import dcc, html
 from pages.run_analysis.charts import CHARTS
 from pages.run_analysis.inspector import LAYERS, empty_figure
 from src.components.cards import kpi_card, kpi_row, page_header
+from src.components.charts import chart_boxes
 from src.components.filter_bar import filter_bar, filters_from_query
 
 VIEW_KEY = "run-analysis"
@@ -145,15 +146,7 @@ def layout(**query: str) -> html.Div:
             html.Div(id="ra-status"),
             inspector(start_time(query)),
             html.Div(
-                [
-                    html.Div(
-                        dbc.Card(dbc.CardBody(dcc.Graph(id=chart.element_id, config={"displaylogo": False}))),
-                        id=f"{chart.element_id}-box",
-                        className="mb-3",
-                        style={"display": "none"},
-                    )
-                    for chart in CHARTS
-                ],
+                chart_boxes(CHARTS, hidden=True),
                 id="ra-charts",
             ),
             html.Div(id="ra-topics", className="mb-3"),

@@ -1,12 +1,17 @@
-"""Discover a view's chart modules by convention: charts/_chNN_name.py with build(...)."""
+"""Discover a view's chart modules by convention (charts/_chNN_name.py with build(...)) and lay out their graphs."""
 
 from __future__ import annotations
 
 import importlib
 import pkgutil
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import ModuleType
+from typing import Any
+
+import dash_bootstrap_components as dbc
+from dash import dcc, html
 
 CHART_MODULE = re.compile(r"^_ch(?P<order>\d{2})_(?P<name>[a-z0-9_]+)$")
 
@@ -40,3 +45,17 @@ def discover_charts(package: str) -> list[ChartModule]:
         title = getattr(module, "TITLE", match["name"].replace("_", " ").capitalize())
         found.append(ChartModule(int(match["order"]), match["name"], title, module))
     return sorted(found, key=lambda chart: (chart.order, chart.name))
+
+
+def chart_boxes(charts: Sequence[ChartModule], *, hidden: bool = False) -> list[Any]:
+    """Return one card per chart: a graph with the chart's element id in a box '<id>-box' a callback can hide."""
+    hide = {"style": {"display": "none"}} if hidden else {}
+    return [
+        html.Div(
+            dbc.Card(dbc.CardBody(dcc.Graph(id=chart.element_id, config={"displaylogo": False}))),
+            id=f"{chart.element_id}-box",
+            className="mb-3",
+            **hide,
+        )
+        for chart in charts
+    ]
