@@ -341,7 +341,7 @@ def register_callbacks(app: Dash) -> None:
         params: dict[str, Any] = {}
         if ctx.triggered_id == "cov-refresh-selection":
             try:
-                prefix = selection_prefix(clean_filters(filters_from_query(parse_query(search))))
+                prefix = "/".join(clean_filters(filters_from_query(parse_query(search))).values())
             except ValueError as exc:
                 return f"Cannot refresh this selection: {exc}", True, no_update
             if prefix:
@@ -372,16 +372,6 @@ def register_callbacks(app: Dash) -> None:
             what = f" {', '.join(prefixes)};" if prefixes else ""
             return f"Refreshed:{what} {job.result.get('runs', 0):,} runs.", True, job.id
         return f"Refresh failed: {job.error}", True, no_update
-
-
-def selection_prefix(filters: dict[str, str]) -> str:
-    """Return the subtree a selection names: its leading levels from cid on, joined with '/' ('' for none)."""
-    parts: list[str] = []
-    for level in FILTER_LEVELS:
-        if not filters.get(level):
-            break
-        parts.append(filters[level])
-    return "/".join(parts)
 
 
 def _points(click: dict) -> bool:

@@ -62,6 +62,9 @@ from src.services.inventory_store import (
     write_ipc,
     write_snapshot_dir,
 )
+from src.services.inventory_store import (
+    TS as TS_DEPTH,
+)
 from src.services.timestamps import DATETIME_DTYPE
 from src.storage.base import Bucket, ObjectInfo, StorageError
 
@@ -90,19 +93,7 @@ ERROR_KEY = "inventory:last_error"
 REFRESH_LOCK_KEY = "inventory:refreshing"
 TEMPORAL_COLUMNS: tuple[str, ...] = (*HIERARCHY_LEVELS, "ts_parsed", "raw_bags", "ml_samples")
 RUN_COLUMNS: tuple[str, ...] = (*HIERARCHY_LEVELS, "ts_parsed", *COUNT_COLUMNS)
-OBJECT_COLUMNS: tuple[str, ...] = (
-    *HIERARCHY_LEVELS,
-    "rel_name",
-    "size",
-    "updated",
-    "crc32c",
-    "md5",
-    "generation",
-    "bucket",
-    "kind",
-)
 UNRECOGNISED_SAMPLE = 100
-TS_DEPTH = len(HIERARCHY_LEVELS) - 1
 # Selections (with their memoised sums) kept per index: the filters users are looking at right now.
 SELECTIONS_KEPT = 32
 _valid_parts = valid_parts  # the tests check the vectorised rule against validate_part
@@ -959,8 +950,7 @@ class CloudInventoryService:
             with self._lock:
                 self._record_failure(str(exc))
             raise
-        release_memory()
-        inventory = read_snapshot(self._path)
+        inventory = read_snapshot(self._path)  # which hands the build's freed memory back first
         with self._lock:
             # Swap the copy in before publishing the generation so no reader pairs new with old.
             self._inventory = inventory

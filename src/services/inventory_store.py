@@ -130,15 +130,6 @@ class RunsData:
             numeric={name: np.zeros(0, dtype=_numeric_dtype(name)) for name in NUMERIC_COLUMNS},
         )
 
-    def take(self, rows: np.ndarray) -> RunsData:
-        """Return the runs at rows (categories unchanged)."""
-        return RunsData(
-            cats=self.cats,
-            codes=[c[rows] for c in self.codes],
-            ts_parsed=self.ts_parsed[rows],
-            numeric={k: v[rows] for k, v in self.numeric.items()},
-        )
-
 
 def _numeric_dtype(name: str) -> type:
     return np.int32 if name == "seg" else np.int64
