@@ -74,9 +74,9 @@ def write_cache(analysis_dir: Path, data: RunAnalysisData, inputs: Fingerprint) 
     created_at = datetime.now(UTC)
     summary = data.summary()
     metrics_doc = {"analysis_id": analysis_id, "version": ANALYSIS_VERSION, "t0_ns": data.series.t0_ns, **summary}
-    _atomic(analysis_dir / METRICS_FILE, lambda tmp: _write_json(tmp, metrics_doc))
+    write_atomically(analysis_dir / METRICS_FILE, lambda tmp: _write_json(tmp, metrics_doc))
     table = _series_table(data.series, analysis_id)
-    _atomic(analysis_dir / SERIES_FILE, lambda tmp: pq.write_table(table, tmp))
+    write_atomically(analysis_dir / SERIES_FILE, lambda tmp: pq.write_table(table, tmp))
     summary_doc = {
         "analysis_id": analysis_id,
         "version": ANALYSIS_VERSION,
@@ -85,7 +85,7 @@ def write_cache(analysis_dir: Path, data: RunAnalysisData, inputs: Fingerprint) 
         "inputs": inputs,
         "summary": {key: value for key, value in summary.items() if key not in ("class_counts", "warnings")},
     }
-    _atomic(analysis_dir / SUMMARY_FILE, lambda tmp: _write_json(tmp, summary_doc))
+    write_atomically(analysis_dir / SUMMARY_FILE, lambda tmp: _write_json(tmp, summary_doc))
     return created_at
 
 
@@ -153,7 +153,7 @@ def _write_json(path: Path, doc: dict[str, Any]) -> None:
     path.write_text(json.dumps(doc, indent=1, allow_nan=False), encoding="utf-8")
 
 
-def _atomic(path: Path, write: Callable[[Path], object]) -> None:
+def write_atomically(path: Path, write: Callable[[Path], object]) -> None:
     """Write path through a temporary dot-name in the same directory and rename it into place."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:

@@ -18,6 +18,7 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
+from src.analytics.cache import write_atomically
 from src.analytics.metrics import RunAnalysisData
 from src.services.timestamps import parse_timestamp
 
@@ -151,9 +152,4 @@ def atomic_write_json(path: Path, doc: dict[str, Any]) -> None:
 def atomic_write_text(path: Path, text: str) -> None:
     """Write text through a temporary dot-name in the same directory, then rename it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))

@@ -15,7 +15,7 @@ from typing import Any
 
 import structlog
 
-from src.analytics.cache import _atomic, read_summary
+from src.analytics.cache import read_summary, write_atomically
 from src.analytics.loading import AnalysisInputError
 from src.analytics.moments import MomentSettings, find_moments, load_track_points
 from src.analytics.service import AnalyticsService
@@ -77,7 +77,9 @@ class MomentsService:
                 "moments": [moment.to_dict() for moment in moments],
             }
             try:
-                _atomic(analysis_dir / MOMENTS_FILE, lambda tmp: tmp.write_text(json.dumps(doc), encoding="utf-8"))
+                write_atomically(
+                    analysis_dir / MOMENTS_FILE, lambda tmp: tmp.write_text(json.dumps(doc), encoding="utf-8")
+                )
             except OSError as exc:  # a read-only disk costs the cache, not the answer
                 log.warning("moments_not_cached", coordinate=str(coord), error=str(exc))
             log.info(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from src.analytics.cache import fingerprint
+from src.analytics.cache import fingerprint, write_atomically
 from src.analytics.kpis import (
     FLEET_DIR,
     KPIS_FILE,
@@ -180,15 +179,11 @@ class FleetTable:
         table = table.replace_schema_metadata({**(table.schema.metadata or {}), _POSITION_KEY: self._position.encode()})
         path = self.snapshot_path
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
         try:
-            pq.write_table(table, tmp)
-            os.replace(tmp, path)
+            write_atomically(path, lambda tmp: pq.write_table(table, tmp))
         except OSError as exc:  # a read-only data root costs the snapshot, not the table
             log.warning("fleet_snapshot_not_written", error=str(exc))
             return
-        finally:
-            tmp.unlink(missing_ok=True)
         atomic_write_text(path.parent / POSITION_FILE, self._position)
         if self._position:
             # Another worker may be applying markers just older than this snapshot: leave it ten minutes.
