@@ -184,10 +184,12 @@ class BatchService:
         self.store.prune(RETENTION_S)
         self.store.save(record)
         job = self.driver.submit(JobKind.BATCH, f"batch/{record.batch_id}", {"batch_id": record.batch_id}, actor)
-        record.job_id = job.id
-        self.store.save(record)
+        # No second save here: the driver records its job id itself, and may already have saved progress that a
+        # save of this (all queued) copy would overwrite.
         log.info("batch_started", batch_id=record.batch_id, runs=len(runs), by=actor.name, filters=cleaned)
-        return self.status(record.batch_id)
+        started = self.status(record.batch_id)
+        started.job_id = started.job_id or job.id
+        return started
 
     def status(self, batch_id: str) -> BatchRecord:
         """Return the batch with its runs' states and the driving job's status."""
@@ -198,8 +200,8 @@ class BatchService:
             if not job.is_active:
                 # The driver ended (or died): whatever it had not finished is not running any more.
                 for run in record.runs:
-                    if not run.state.is_final:
-                        run.state = BatchRunState.CANCELLED if job.status is ProcessingStatus.CANCELLED else run.state
+                    if not run.state.is_final and job.status is ProcessingStatus.CANCELLED:
+                        run.state = BatchRunState.CANCELLED
         return record
 
     def list(self, limit: int = 20) -> list[BatchRecord]:
@@ -289,7 +291,7 @@ class BatchService:
             run.state, run.error = BatchRunState.FAILED, str(exc)
             return
         if step is None:
-            run.state, run.job_id = BatchRunState.ANALYSED, run.job_id
+            run.state = BatchRunState.ANALYSED
             return
         if done is not None and STEP_ORDER.index(step) <= STEP_ORDER.index(done):
             run.state, run.error = BatchRunState.FAILED, f"{done.value} finished but the run still needs {step.value}"
