@@ -8,24 +8,18 @@ import time
 import click
 from flask.cli import AppGroup
 
-from src.auth.roles import Role
 from src.core.extensions import get_services
-from src.models import FILTER_LEVELS, RunCoordinate
+from src.models import FILTER_LEVELS
 from src.models.fleet import BatchRecord
-from src.services.batch import BatchError, BatchService
+from src.services.batch import BatchActor, BatchError, BatchService
+from src.services.data_state import clean_filters
 
 batch_cli = AppGroup("batch", help="Analyse many runs: download → extract → analyse, one job per run and step.")
 FINAL = ("complete", "failed", "cancelled")
 
 
-class ShellActor:
-    """Whoever runs the CLI on the server acts as an operator."""
-
-    name = "cli"
-
-    def can(self, required: Role) -> bool:
-        """Allow what an operator may do."""
-        return Role.OPERATOR.allows(required)
+# Whoever runs the CLI on the server acts as an operator, like the ops CLI's jobs (actor "cli").
+SHELL_ACTOR = BatchActor("cli")
 
 
 def _batches() -> BatchService:
@@ -41,12 +35,9 @@ def parse_prefix(prefix: str | None) -> dict[str, str]:
     if len(parts) > len(FILTER_LEVELS):
         raise click.BadParameter(f"at most {len(FILTER_LEVELS)} levels: {'/'.join(FILTER_LEVELS)}")
     try:
-        # A stand-in timestamp makes RunCoordinate validate each given part like any path value.
-        padded = [*parts, *["x"] * (len(FILTER_LEVELS) - len(parts)), "x"]
-        RunCoordinate(*padded)
+        return clean_filters(dict(zip(FILTER_LEVELS, parts, strict=False)))
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
-    return dict(zip(FILTER_LEVELS, parts, strict=False))
 
 
 def _line(record: BatchRecord) -> str:
@@ -67,7 +58,7 @@ def start(prefix: str, runs: tuple[str, ...], concurrency: int | None, wait: boo
     """Start a batch and run it to the end (its driver lives in this process; Ctrl-C cancels it)."""
     batches = _batches()
     try:
-        record = batches.start(ShellActor(), parse_prefix(prefix), list(runs) or None, concurrency=concurrency)
+        record = batches.start(SHELL_ACTOR, parse_prefix(prefix), list(runs) or None, concurrency=concurrency)
     except (BatchError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     if not as_json:
@@ -79,7 +70,7 @@ def start(prefix: str, runs: tuple[str, ...], concurrency: int | None, wait: boo
             if wait and not as_json:
                 click.echo(_line(record))
     except KeyboardInterrupt:
-        batches.cancel(record.batch_id, ShellActor())
+        batches.cancel(record.batch_id, SHELL_ACTOR)
         click.echo("cancelling: running steps stop at their next file…", err=True)
         while (record := batches.status(record.batch_id)).status not in FINAL:
             time.sleep(1.0)
@@ -111,7 +102,7 @@ def status(batch_id: str, as_json: bool) -> None:
 def cancel(batch_id: str) -> None:
     """Cancel a batch: queued runs are dropped, running steps stop at their next file."""
     try:
-        accepted = _batches().cancel(batch_id, ShellActor())
+        accepted = _batches().cancel(batch_id, SHELL_ACTOR)
     except BatchError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo("cancel requested" if accepted else "that batch had already ended")
