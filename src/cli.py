@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import click
@@ -19,6 +19,7 @@ from src.core.extensions import get_services
 from src.jobs.base import Job, JobKind
 from src.jobs.runner import JobRunner
 from src.models import HIERARCHY_LEVELS, ProcessingStatus, RunCoordinate
+from src.models._serde import dataclass_to_dict
 from src.storage import StorageError
 
 users_cli = AppGroup("users", help="Manage the users file.")
@@ -304,11 +305,7 @@ def _runner() -> JobRunner:
 
 def job_dict(job: Job) -> dict[str, Any]:
     """Return a job as JSON-ready data."""
-    data = asdict(job)
-    data.update(kind=job.kind.value, status=job.status.value, percent=round(job.percent, 1))
-    for key in ("created_at", "started_at", "finished_at", "heartbeat_at"):
-        data[key] = data[key].isoformat() if data[key] else None
-    return data
+    return {**dataclass_to_dict(job), "percent": round(job.percent, 1)}
 
 
 def _job_line(job: Job) -> str:

@@ -156,12 +156,18 @@ def login_submit() -> Response:
 @bp.route("/logout", methods=["GET", "POST"])
 def logout() -> Response:
     """End every session of the user on the server (copied cookies too, on every device) and show the sign-in form."""
+    # A link on another site (a cross-site navigation) ends only this browser's session, so nobody can sign a user
+    # out everywhere.
+    return _sign_out(everywhere=_same_origin())
+
+
+def _sign_out(everywhere: bool) -> Response:
+    """End this browser's session (and with everywhere, every session of the user) and go to the sign-in form."""
     sessions = current_app.extensions["bagboard.sessions"]
-    if current_user.is_authenticated and _same_origin():
-        # Logout ends every existing session of the user at once, not only this browser's. A link on another site
-        # (a cross-site navigation) ends only this browser's session, so nobody can sign a user out everywhere.
-        sessions.revoke_all(current_user.name)
-        log.info("logout", user=current_user.name, address=_client_address())
+    if current_user.is_authenticated:
+        if everywhere:
+            sessions.revoke_all(current_user.name)
+        log.info("logout", user=current_user.name, address=_client_address(), everywhere=everywhere)
     sessions.end(session.get("sid"))
     logout_user()
     session.clear()
@@ -183,12 +189,7 @@ def logout_everywhere() -> Response:
     """End every session of the signed-in user, on every browser, worker and host."""
     if not _same_origin():
         abort(403, "sign out everywhere must come from bagboard's own page")
-    name = current_user.name
-    current_app.extensions["bagboard.sessions"].revoke_all(name)
-    log.info("logout_everywhere", user=name, address=_client_address())
-    logout_user()
-    session.clear()
-    return redirect(request.script_root + "/login")
+    return _sign_out(everywhere=True)
 
 
 @bp.before_app_request
