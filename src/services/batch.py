@@ -248,7 +248,7 @@ class BatchService:
         actor = BatchActor(f"{record.created_by} (batch)")
         pending = deque(i for i, run in enumerate(record.runs) if not run.state.is_final)
         active: dict[int, tuple[JobKind, str]] = {}
-        last_save = 0.0
+        last_save, saved = 0.0, None
         while pending or active:
             try:
                 ctx.check_cancelled()
@@ -264,7 +264,7 @@ class BatchService:
                     self._step_ended(record, index, kind, job, actor, active)
             now = time.monotonic()
             if now - last_save >= SAVE_EVERY_S:
-                self._report(record, ctx)
+                saved = self._report(record, ctx, saved)
                 last_save = now
             if active:
                 time.sleep(self.poll_s)
@@ -352,10 +352,16 @@ class BatchService:
         except (OSError, ValueError):
             return False
 
-    def _report(self, record: BatchRecord, ctx: JobContext) -> None:
-        """Save the record and report the batch's progress (runs done of all)."""
-        self.store.save(record)
+    def _report(self, record: BatchRecord, ctx: JobContext, saved: tuple | None = None) -> tuple:
+        """Report the batch's progress (runs done of all) and save the record unless it is as `saved` left it.
+
+        Every run's move to another step changes the counts, so equal counts mean nothing to write: a batch of
+        10,000 runs is a file of over a megabyte, not worth rewriting twice a second while its steps run.
+        """
         counts = record.counts()
+        state = (record.job_id, tuple(counts.items()))
+        if state != saved:
+            self.store.save(record)
         running = sum(counts[state.value] for state in STEP_STATE.values())
         ctx.progress(
             files_done=record.finished,
@@ -365,3 +371,4 @@ class BatchService:
                 f" of {len(record.runs)} runs"
             ),
         )
+        return state
