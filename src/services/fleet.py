@@ -76,12 +76,13 @@ class FleetService:
 
     def _selection(self, filters: dict[str, str]) -> Selection:
         """Return the selection's roll-up and z-scores, reused while no KPI changed (controls change often)."""
-        key = (self.table.version(), tuple(filters.items()))
+        version, table = self.table.current()
+        key = (version, tuple(filters.items()))
         with self._selections_lock:
             if key in self._selections:
                 self._selections.move_to_end(key)
                 return self._selections[key]
-        selection = select(under(self.table.get(), filters), filters)
+        selection = select(under(table, filters), filters)
         with self._selections_lock:
             self._selections[key] = selection
             while len(self._selections) > 32:

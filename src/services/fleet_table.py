@@ -83,16 +83,18 @@ class FleetTable:
 
     def version(self) -> str:
         """Return the newest change the table includes, after catching up (a directory listing)."""
-        with self._lock:
-            self._refresh()
-            return self._position
+        return self.current()[0]
 
     def get(self) -> pd.DataFrame:
         """Return the table, caught up with every change marker."""
+        return self.current()[1]
+
+    def current(self) -> tuple[str, pd.DataFrame]:
+        """Return (the newest change included, the table) from one catching up."""
         with self._lock:
             self._refresh()
             assert self._table is not None
-            return self._table
+            return self._position, self._table
 
     def _refresh(self) -> None:
         """Start from the snapshot or a full gathering when behind it, then apply the newer markers."""
@@ -103,10 +105,12 @@ class FleetTable:
                 self._table, self._position = loaded
             elif self._table is None:
                 self._gather_all()
-        changes = list_changes(self.data_root, self._position)
+        markers = list_changes(self.data_root)  # one listing for both questions below
+        changes = [name for name in markers if name > self._position]
         if changes:
             self._apply(changes)
-        if len(list_changes(self.data_root, max(snapshot, self._snapshot_position()))) >= SNAPSHOT_EVERY:
+        saved = max(snapshot, self._snapshot_position())
+        if sum(name > saved for name in markers) >= SNAPSHOT_EVERY:
             self._save_snapshot()
 
     def _gather_all(self) -> None:
